@@ -1,0 +1,232 @@
+#include "common/yaml_proto.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <fstream>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "google/protobuf/util/json_util.h"
+#include "re2/re2.h"
+
+namespace weft {
+namespace {
+
+void AppendJsonString(std::string_view s, std::string* out) {
+  out->push_back('"');
+  for (unsigned char c : s) {
+    switch (c) {
+      case '"':
+        *out += "\\\"";
+        break;
+      case '\\':
+        *out += "\\\\";
+        break;
+      case '\n':
+        *out += "\\n";
+        break;
+      case '\r':
+        *out += "\\r";
+        break;
+      case '\t':
+        *out += "\\t";
+        break;
+      default:
+        if (c < 0x20) {
+          absl::StrAppendFormat(out, "\\u%04x", c);
+        } else {
+          out->push_back(static_cast<char>(c));
+        }
+    }
+  }
+  out->push_back('"');
+}
+
+// YAML 1.2 core-schema resolution of a plain (unquoted) scalar.
+void AppendPlainScalar(const std::string& s, std::string* out) {
+  static const RE2 kInt("[-+]?[0-9]+");
+  static const RE2 kFloat(R"([-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?)");
+  if (s.empty() || s == "~" || s == "null" || s == "Null" || s == "NULL") {
+    *out += "null";
+  } else if (s == "true" || s == "True" || s == "TRUE") {
+    *out += "true";
+  } else if (s == "false" || s == "False" || s == "FALSE") {
+    *out += "false";
+  } else if (RE2::FullMatch(s, kInt) || RE2::FullMatch(s, kFloat)) {
+    // JSON forbids a leading '+' and leading zeros; quoting keeps the value for the parser,
+    // which accepts numeric strings for numeric fields.
+    if (s[0] == '+' || (s.size() > 1 && s[0] == '0' && s[1] != '.') || s[0] == '.' ||
+        s.back() == '.') {
+      AppendJsonString(s, out);
+    } else {
+      *out += s;
+    }
+  } else {
+    AppendJsonString(s, out);
+  }
+}
+
+class Converter {
+ public:
+  explicit Converter(YamlDocument* doc) : doc_(doc) {}
+
+  absl::Status Convert(const YAML::Node& node, const std::string& path) {
+    if (node.Mark().line >= 0) doc_->lines.emplace(path, node.Mark().line + 1);
+    switch (node.Type()) {
+      case YAML::NodeType::Null:
+      case YAML::NodeType::Undefined:
+        out_ += "null";
+        return absl::OkStatus();
+      case YAML::NodeType::Scalar:
+        if (node.Tag() == "!" || node.Tag() == "tag:yaml.org,2002:str") {
+          AppendJsonString(node.Scalar(), &out_);
+        } else {
+          AppendPlainScalar(node.Scalar(), &out_);
+        }
+        return absl::OkStatus();
+      case YAML::NodeType::Sequence: {
+        out_ += '[';
+        size_t i = 0;
+        for (const auto& item : node) {
+          if (i > 0) out_ += ',';
+          absl::Status s = Convert(item, absl::StrCat(path, "[", i, "]"));
+          if (!s.ok()) return s;
+          ++i;
+        }
+        out_ += ']';
+        return absl::OkStatus();
+      }
+      case YAML::NodeType::Map: {
+        out_ += '{';
+        bool first = true;
+        for (const auto& kv : node) {
+          if (kv.first.Type() != YAML::NodeType::Scalar) {
+            return absl::InvalidArgumentError(absl::StrFormat(
+                "%s:%d: %s: map keys must be scalars", doc_->source, kv.first.Mark().line + 1,
+                path.empty() ? "<root>" : path));
+          }
+          const std::string& key = kv.first.Scalar();
+          if (!first) out_ += ',';
+          first = false;
+          AppendJsonString(key, &out_);
+          out_ += ':';
+          std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
+          doc_->lines.emplace(child, kv.first.Mark().line + 1);
+          absl::Status s = Convert(kv.second, child);
+          if (!s.ok()) return s;
+        }
+        out_ += '}';
+        return absl::OkStatus();
+      }
+    }
+    return absl::OkStatus();
+  }
+
+  std::string& out() { return out_; }
+
+ private:
+  YamlDocument* doc_;
+  std::string out_;
+};
+
+// protobuf's JSON parser reports "<path>: <problem>" with its own path syntax; pull the path
+// out so we can point at the line.
+std::string ExtractPath(std::string_view message) {
+  static const RE2 kPathFirst(R"(^\(?([A-Za-z_@][A-Za-z0-9_.\[\]@"]*)\)?: )");
+  std::string path;
+  if (RE2::PartialMatch(message, kPathFirst, &path)) return path;
+  return "";
+}
+
+}  // namespace
+
+int YamlDocument::LineOf(std::string_view path) const {
+  std::string p(path);
+  while (true) {
+    auto it = lines.find(p);
+    if (it != lines.end()) return it->second;
+    size_t cut = p.find_last_of(".[");
+    if (cut == std::string::npos) break;
+    p.resize(cut);
+  }
+  return line;
+}
+
+absl::StatusOr<std::vector<YamlDocument>> ParseYamlDocuments(std::string_view text,
+                                                             std::string_view source) {
+  std::vector<YAML::Node> nodes;
+  try {
+    // yaml-cpp reports problems by throwing; this is config loading, never the request path.
+    nodes = YAML::LoadAll(std::string(text));
+  } catch (const YAML::Exception& e) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s:%d:%d: YAML syntax error: %s", source, e.mark.line + 1,
+                        e.mark.column + 1, e.msg));
+  }
+  std::vector<YamlDocument> docs;
+  docs.reserve(nodes.size());
+  for (const YAML::Node& node : nodes) {
+    YamlDocument doc;
+    doc.source = std::string(source);
+    doc.line = node.Mark().line >= 0 ? node.Mark().line + 1 : 1;
+    doc.empty = node.IsNull();
+    doc.is_map = node.IsMap();
+    if (doc.is_map) {
+      for (const auto& kv : node) {
+        if (kv.first.IsScalar() && kv.second.IsScalar()) {
+          doc.top_scalars.emplace(kv.first.Scalar(), kv.second.Scalar());
+        }
+      }
+    }
+    Converter conv(&doc);
+    try {
+      absl::Status s = conv.Convert(node, "");
+      if (!s.ok()) return s;
+    } catch (const YAML::Exception& e) {
+      return absl::InvalidArgumentError(
+          absl::StrFormat("%s:%d: YAML error: %s", source, e.mark.line + 1, e.msg));
+    }
+    doc.json = std::move(conv.out());
+    docs.push_back(std::move(doc));
+  }
+  return docs;
+}
+
+absl::Status YamlDocumentToProto(const YamlDocument& doc, google::protobuf::Message* out) {
+  if (!doc.is_map) {
+    return absl::InvalidArgumentError(absl::StrFormat(
+        "%s:%d: expected a map for %s", doc.source, doc.line, out->GetDescriptor()->full_name()));
+  }
+  google::protobuf::util::JsonParseOptions options;
+  options.ignore_unknown_fields = false;
+  out->Clear();
+  auto status = google::protobuf::util::JsonStringToMessage(doc.json, out, options);
+  if (status.ok()) return absl::OkStatus();
+  std::string message(status.message().data(), status.message().size());
+  std::string path = ExtractPath(message);
+  return absl::InvalidArgumentError(
+      absl::StrFormat("%s:%d: %s", doc.source, doc.LineOf(path), message));
+}
+
+absl::Status YamlToProto(std::string_view text, std::string_view source,
+                         google::protobuf::Message* out) {
+  auto docs = ParseYamlDocuments(text, source);
+  if (!docs.ok()) return docs.status();
+  if (docs->size() != 1) {
+    return absl::InvalidArgumentError(
+        absl::StrFormat("%s: expected exactly one YAML document, found %d", source, docs->size()));
+  }
+  return YamlDocumentToProto((*docs)[0], out);
+}
+
+absl::StatusOr<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return absl::NotFoundError(absl::StrCat(path, ": cannot open"));
+  std::ostringstream ss;
+  ss << in.rdbuf();
+  if (in.bad()) return absl::DataLossError(absl::StrCat(path, ": read error"));
+  return ss.str();
+}
+
+}  // namespace weft

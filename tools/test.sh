@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# The test command: installs what is missing, builds, and runs every test — the normal build
+# (unit + e2e), then the ASan/UBSan build and the TSan build. Exits non-zero on any failure.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+tools/deps.sh
+export CCACHE_DIR=${CCACHE_DIR:-$HOME/.cache/ccache}
+jobs=$(nproc)
+start=$(date +%s)
+
+echo "== build (RelWithDebInfo)"
+tools/build.sh build
+echo "== ctest (all)"
+ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [ "${WEFT_SKIP_SANITIZERS:-0}" != 1 ]; then
+  echo "== build (ASan + UBSan)"
+  tools/build.sh build-asan -DWEFT_ASAN=ON -DCMAKE_BUILD_TYPE=Debug
+  echo "== ctest (ASan + UBSan)"
+  ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+    ctest --test-dir build-asan --output-on-failure -j "$jobs"
+  echo "== build (TSan)"
+  tools/build.sh build-tsan -DWEFT_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
+  echo "== ctest (TSan: threaded parts)"
+  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+    ctest --test-dir build-tsan --output-on-failure -j "$jobs" -L tsan
+fi
+echo "== all tests passed in $(( $(date +%s) - start ))s"
