@@ -27,11 +27,17 @@ class LogMessage {
   LogLevel level_;
   std::ostringstream stream_;
 };
+// Turns the stream expression into void so WEFT_LOG works as one expression (safe in an
+// unbraced if/else).
+struct Voidify {
+  void operator&(std::ostream&) {}
+};
 }  // namespace internal
 
 }  // namespace weft
 
-#define WEFT_LOG(level)                                      \
-  if (::weft::LogLevel::level < ::weft::GetLogLevel()) {     \
-  } else                                                     \
-    ::weft::internal::LogMessage(::weft::LogLevel::level, __FILE__, __LINE__).stream()
+#define WEFT_LOG(level)                                                               \
+  (::weft::LogLevel::level < ::weft::GetLogLevel())                                   \
+      ? (void)0                                                                       \
+      : ::weft::internal::Voidify() &                                                 \
+            ::weft::internal::LogMessage(::weft::LogLevel::level, __FILE__, __LINE__).stream()

@@ -1,13 +1,74 @@
-// weft-cp: the control plane.
+// weft-cp: the control plane. Reads definitions (today: raw Envoy resources from --config-dir),
+// publishes them as snapshots and serves them over xDS; admin endpoints show what every
+// connected proxy was sent and what it ACKed or NACKed.
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <atomic>
 #include <cstdio>
+#include <fstream>
 #include <string>
 
+#include "absl/strings/str_cat.h"
 #include "common/flags.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "control-plane/admin/admin.h"
+#include "control-plane/cache/publisher.h"
+#include "control-plane/cache/snapshot_cache.h"
+#include "control-plane/server/xds_server.h"
+#include "control-plane/sources/config_dir.h"
+
+namespace {
+
+std::string ConfigDirJson(const weft::cp::ConfigDirState& state, const std::string& dir) {
+  std::string out = absl::StrCat("{\"config_dir\":", weft::JsonString(dir),
+                                 ",\"generation\":", state.generation,
+                                 ",\"resources\":", state.resources.size(), ",\"errors\":[");
+  for (size_t i = 0; i < state.errors.size(); ++i) {
+    if (i > 0) out.push_back(',');
+    absl::StrAppend(&out, "{\"file\":", weft::JsonString(state.errors[i].file),
+                    ",\"message\":", weft::JsonString(state.errors[i].message), "}");
+  }
+  out += "]}";
+  return out;
+}
+
+bool WriteReadyFile(const std::string& path, int xds_port, int admin_port) {
+  std::string tmp = path + ".tmp";
+  {
+    std::ofstream f(tmp, std::ios::trunc);
+    f << "{\"xds_port\": " << xds_port << ", \"admin_port\": " << admin_port << "}\n";
+    if (!f) return false;
+  }
+  return std::rename(tmp.c_str(), path.c_str()) == 0;
+}
+
+}  // namespace
 
 int main(int argc, char** argv) {
-  std::string bootstrap;
-  weft::FlagSet flags("weft-cp", "--bootstrap FILE");
-  flags.String("bootstrap", &bootstrap, "bootstrap YAML: node, xDS servers, admin, static resources");
+  std::string config_dir;
+  std::string xds_address = "127.0.0.1:18000";
+  std::string admin_address = "127.0.0.1:19000";
+  std::string data_dir;
+  std::string ready_file;
+  std::string log_level = "info";
+  int64_t debounce_ms = 100;
+  int64_t max_debounce_ms = 1000;
+  int64_t max_request_bytes = 4 << 20;
+  weft::FlagSet flags("weft-cp", "[flags]");
+  flags.String("config-dir", &config_dir,
+               "directory of config files (Envoy filesystem-format resources), watched live");
+  flags.String("xds-address", &xds_address, "gRPC xDS listen address (host:port; port 0 = any)");
+  flags.String("admin-address", &admin_address,
+               "admin HTTP listen address: /metrics, /debug/proxies, /debug/snapshots, /ready");
+  flags.String("data-dir", &data_dir, "directory for durable state (config store)");
+  flags.String("ready-file", &ready_file,
+               "write {\"xds_port\":N,\"admin_port\":M} here once serving (for scripts and tests)");
+  flags.Int("debounce-ms", &debounce_ms, "quiet period that batches bursts of config changes");
+  flags.Int("max-debounce-ms", &max_debounce_ms, "upper bound on how long a change may wait");
+  flags.Int("max-request-bytes", &max_request_bytes, "largest xDS request accepted");
+  flags.String("log-level", &log_level, "debug, info, warning, error or off");
   if (auto s = flags.Parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "weft-cp: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -16,6 +77,98 @@ int main(int argc, char** argv) {
     std::fputs(flags.Help().c_str(), stdout);
     return 0;
   }
-  std::printf("weft-cp %s\n", std::string(weft::WeftVersion()).c_str());
+  if (flags.version_requested()) {
+    std::printf("weft-cp %s\n", std::string(weft::WeftVersion()).c_str());
+    return 0;
+  }
+  if (!weft::SetLogLevelFromString(log_level)) {
+    std::fprintf(stderr, "weft-cp: --log-level: unknown level \"%s\"\n", log_level.c_str());
+    return 2;
+  }
+
+  // Signals are taken synchronously by the main thread; block them before any thread starts.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  weft::metrics::Registry registry;
+  weft::cp::SnapshotCache cache;
+  weft::cp::XdsMetrics xds_metrics(&registry);
+  weft::cp::XdsServer xds(&cache, &xds_metrics);
+  cache.SetListener([&xds] { xds.OnSnapshotChanged(); });
+  weft::cp::Publisher publisher(&cache, std::chrono::milliseconds(debounce_ms),
+                                std::chrono::milliseconds(max_debounce_ms));
+
+  auto* config_errors = registry.AddGauge("weft_cp_config_files_rejected",
+                                          "Config files currently rejected (last good kept)")
+                            ->Get();
+  auto* config_reloads = registry.AddCounter("weft_cp_config_reloads_total",
+                                             "Config directory changes applied")
+                             ->Get();
+  std::unique_ptr<weft::cp::ConfigDirSource> source;
+  if (!config_dir.empty()) {
+    auto created = weft::cp::ConfigDirSource::Create(
+        config_dir, [&](const weft::cp::ConfigDirState& state) {
+          config_errors->Set(static_cast<int64_t>(state.errors.size()));
+          config_reloads->Inc();
+          publisher.Update("config-dir", state.resources);
+        });
+    if (!created.ok()) {
+      WEFT_LOG(kError) << "--config-dir: " << created.status().message();
+      return 1;
+    }
+    source = *std::move(created);
+    auto state = source->Current();
+    config_errors->Set(static_cast<int64_t>(state.errors.size()));
+    publisher.Update("config-dir", state.resources);
+  }
+  publisher.Flush();
+
+  grpc::ServerBuilder builder;
+  int xds_port = 0;
+  builder.AddListeningPort(xds_address, grpc::InsecureServerCredentials(), &xds_port);
+  builder.SetMaxReceiveMessageSize(static_cast<int>(max_request_bytes));
+  // Proxies keep ADS streams open for days; keepalive pings find dead peers behind NATs.
+  builder.AddChannelArgument(GRPC_ARG_KEEPALIVE_TIME_MS, 30000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
+  xds.Register(&builder);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (!server || xds_port == 0) {
+    WEFT_LOG(kError) << "cannot listen for xDS on " << xds_address;
+    return 1;
+  }
+
+  std::atomic<bool> ready{false};
+  weft::cp::AdminDeps deps;
+  deps.cache = &cache;
+  deps.xds = &xds;
+  deps.registry = &registry;
+  deps.ready = [&ready] { return ready.load(); };
+  deps.config_json = [&]() -> std::string {
+    if (!source) return "{\"config_dir\":null}";
+    return ConfigDirJson(source->Current(), config_dir);
+  };
+  auto admin = weft::http::AdminServer::Start(admin_address, weft::cp::AdminRoutes(deps));
+  if (!admin.ok()) {
+    WEFT_LOG(kError) << "--admin-address: " << admin.status().message();
+    return 1;
+  }
+  ready = true;
+  WEFT_LOG(kInfo) << "weft-cp " << weft::WeftVersion() << " serving xDS on port " << xds_port
+                  << ", admin on port " << (*admin)->port();
+  if (!ready_file.empty() && !WriteReadyFile(ready_file, xds_port, (*admin)->port())) {
+    WEFT_LOG(kError) << "cannot write --ready-file " << ready_file;
+    return 1;
+  }
+
+  int sig = 0;
+  sigwait(&signals, &sig);
+  WEFT_LOG(kInfo) << "signal " << sig << ", shutting down";
+  ready = false;
+  source.reset();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   return 0;
 }

@@ -4,5 +4,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh
+export CCACHE_BASEDIR=$PWD CCACHE_NOHASHDIR=1
 tools/build.sh build
 exec deploy/demo/run.sh build

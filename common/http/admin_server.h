@@ -1,0 +1,100 @@
+// A small HTTP/1.1 server for admin and debug endpoints (/metrics, /config_dump, ...): low
+// traffic, usually on loopback. One thread runs a poll() loop over non-blocking sockets, so an
+// idle or slow client costs a file descriptor and never holds up the others; each connection
+// has a deadline to finish sending its request and an idle deadline between keep-alive
+// requests.
+//
+// Handlers run on the server thread, one at a time, so they must be quick (render a snapshot,
+// flip a flag) and must not block on anything that could wait for the admin server itself.
+// Whatever state a handler reads must be safe to read from that thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+#include "absl/status/statusor.h"
+
+namespace weft::http {
+
+struct Request {
+  std::string method;        // "GET", "HEAD" or "POST"
+  std::string path;          // percent-decoded, without the query string
+  std::string query_string;  // raw, without '?'
+  // Decoded query parameters ('+' is a space); for a repeated key the first value wins.
+  std::map<std::string, std::string> query;
+  std::vector<std::pair<std::string, std::string>> headers;  // in arrival order, names as sent
+  std::string body;
+
+  // The first header called `name` (case-insensitive), or "" if there is none.
+  std::string_view Header(std::string_view name) const;
+  // query[key] if present, else `fallback`.
+  std::string_view Query(std::string_view key, std::string_view fallback = "") const;
+};
+
+struct Response {
+  int status = 200;
+  std::string content_type = "text/plain; charset=utf-8";
+  std::string body;
+  // Extra headers. Content-Length and Transfer-Encoding are the server's business and are
+  // dropped; "Connection: close" makes the server close the connection after this response.
+  std::vector<std::pair<std::string, std::string>> headers;
+};
+
+using Handler = std::function<Response(const Request&)>;
+
+struct AdminServerOptions {
+  // Time a client has to send one whole request (headers and body) once it has started, and
+  // to accept each chunk of a response. Bounds what a slow or stalled client can hold.
+  std::chrono::milliseconds request_timeout{10'000};
+  // A keep-alive connection with no request in progress is closed after this long.
+  std::chrono::milliseconds idle_timeout{60'000};
+  // Further connections wait in the listen backlog until one closes.
+  int max_connections = 64;
+};
+
+class AdminServer {
+ public:
+  static constexpr size_t kMaxHeaderBytes = 8 * 1024;   // request line + headers, else 431
+  static constexpr size_t kMaxBodyBytes = 1024 * 1024;  // else 413
+
+  // Binds `address` ("127.0.0.1:0", "[::1]:0", "0.0.0.0:9901"; port 0 picks a free port) and
+  // starts serving. Routes match the path exactly and accept GET, HEAD (the GET response without
+  // its body) and POST; other methods get 405, unknown paths 404 with the list of paths.
+  static absl::StatusOr<std::unique_ptr<AdminServer>> Start(
+      std::string_view address, std::vector<std::pair<std::string, Handler>> routes,
+      AdminServerOptions options = {});
+
+  AdminServer(const AdminServer&) = delete;
+  AdminServer& operator=(const AdminServer&) = delete;
+  // Stops the thread and closes every socket; a handler already running finishes first.
+  ~AdminServer();
+
+  uint16_t port() const { return port_; }
+
+ private:
+  class Loop;
+  AdminServer() = default;
+
+  uint16_t port_ = 0;
+  std::unique_ptr<Loop> loop_;
+};
+
+// Splits "host:port" or "[v6-address]:port" (brackets removed from the returned host). The host
+// must be non-empty; an unbracketed IPv6 address is rejected as ambiguous. Port 0 is allowed.
+absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view address);
+
+// Percent-decodes `in`; with `plus_as_space`, '+' becomes ' ' (query strings). A malformed
+// escape such as "%zz" is kept as written rather than rejected.
+std::string PercentDecode(std::string_view in, bool plus_as_space);
+
+// Parses "a=1&b=x%20y" into decoded key/value pairs; the first value of a repeated key wins.
+std::map<std::string, std::string> ParseQueryString(std::string_view query);
+
+}  // namespace weft::http

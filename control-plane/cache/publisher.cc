@@ -1,0 +1,85 @@
+#include "control-plane/cache/publisher.h"
+
+#include "common/log.h"
+
+namespace weft::cp {
+
+Publisher::Publisher(SnapshotCache* cache, Duration debounce, Duration max_delay)
+    : cache_(cache), debounce_(debounce), max_delay_(std::max(max_delay, debounce)) {
+  thread_ = std::thread([this] { Run(); });
+}
+
+Publisher::~Publisher() {
+  {
+    std::lock_guard lock(mu_);
+    stop_ = true;
+  }
+  cv_.notify_all();
+  thread_.join();
+}
+
+void Publisher::Update(const std::string& source, std::vector<xds::ResourcePtr> resources) {
+  {
+    std::lock_guard lock(mu_);
+    sources_[source] = std::move(resources);
+    auto now = std::chrono::steady_clock::now();
+    if (!dirty_) first_change_ = now;
+    last_change_ = now;
+    dirty_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Publisher::Flush() {
+  std::unique_lock lock(mu_);
+  if (dirty_) PublishLocked(lock);
+}
+
+uint64_t Publisher::published() const {
+  std::lock_guard lock(mu_);
+  return published_;
+}
+
+std::string Publisher::last_error() const {
+  std::lock_guard lock(mu_);
+  return last_error_;
+}
+
+void Publisher::PublishLocked(std::unique_lock<std::mutex>& lock) {
+  std::vector<xds::ResourcePtr> all;
+  for (const auto& [name, resources] : sources_) all.insert(all.end(), resources.begin(), resources.end());
+  dirty_ = false;
+  auto snapshot = Snapshot::Build(std::move(all));
+  if (!snapshot.ok()) {
+    // Keep serving the last good snapshot; the sources' own validation should make this rare.
+    last_error_ = std::string(snapshot.status().message());
+    WEFT_LOG(kError) << "config not published, last good snapshot kept: " << last_error_;
+    return;
+  }
+  last_error_.clear();
+  ++published_;
+  // SetSnapshot notifies every stream; do it without holding our lock so Update() never waits
+  // on a fan-out.
+  lock.unlock();
+  bool changed = cache_->SetSnapshot(std::string(kDefaultGroup), *std::move(snapshot));
+  lock.lock();
+  if (changed) WEFT_LOG(kDebug) << "published snapshot";
+}
+
+void Publisher::Run() {
+  std::unique_lock lock(mu_);
+  while (!stop_) {
+    if (!dirty_) {
+      cv_.wait(lock, [&] { return stop_ || dirty_; });
+      continue;
+    }
+    auto deadline = std::min(last_change_ + debounce_, first_change_ + max_delay_);
+    if (std::chrono::steady_clock::now() < deadline) {
+      cv_.wait_until(lock, deadline);
+      continue;
+    }
+    PublishLocked(lock);
+  }
+}
+
+}  // namespace weft::cp

@@ -1,0 +1,55 @@
+// Merges what each source (config dir, config API, ...) currently defines and publishes it to
+// the snapshot cache, debounced: a burst of changes becomes one snapshot. The quiet period
+// (default 100 ms) restarts on every change, but a snapshot goes out at the latest `max_delay`
+// after the first change of a burst, so a steady trickle of edits cannot starve proxies.
+#pragma once
+
+#include <chrono>
+#include <condition_variable>
+#include <map>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "control-plane/cache/snapshot_cache.h"
+
+namespace weft::cp {
+
+class Publisher {
+ public:
+  using Duration = std::chrono::milliseconds;
+  Publisher(SnapshotCache* cache, Duration debounce, Duration max_delay);
+  ~Publisher();
+  Publisher(const Publisher&) = delete;
+  Publisher& operator=(const Publisher&) = delete;
+
+  // Replaces everything `source` defines.
+  void Update(const std::string& source, std::vector<xds::ResourcePtr> resources);
+  // Publishes pending changes now (start-up, tests).
+  void Flush();
+
+  uint64_t published() const;
+  // Why the last merge was refused (e.g. the same cluster defined by two sources), or empty.
+  std::string last_error() const;
+
+ private:
+  void Run();
+  void PublishLocked(std::unique_lock<std::mutex>& lock);
+
+  SnapshotCache* cache_;
+  const Duration debounce_;
+  const Duration max_delay_;
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::map<std::string, std::vector<xds::ResourcePtr>> sources_;
+  bool dirty_ = false;
+  bool stop_ = false;
+  std::chrono::steady_clock::time_point first_change_;
+  std::chrono::steady_clock::time_point last_change_;
+  uint64_t published_ = 0;
+  std::string last_error_;
+  std::thread thread_;
+};
+
+}  // namespace weft::cp

@@ -1,0 +1,454 @@
+#include "control-plane/sources/config_dir.h"
+
+#include <poll.h>
+#include <sys/eventfd.h>
+#include <sys/inotify.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <chrono>
+#include <filesystem>
+#include <map>
+#include <mutex>
+#include <optional>
+#include <thread>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/log.h"
+#include "common/proto_util.h"
+#include "common/status.h"
+#include "common/strings.h"
+#include "common/validation.h"
+#include "common/xds/validate.h"
+#include "common/yaml_proto.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
+
+namespace weft::cp {
+namespace {
+
+namespace fs = std::filesystem;
+using envoy::service::discovery::v3::DiscoveryResponse;
+
+// Editors and ConfigMap updates arrive as bursts of events; rescanning once the burst is over
+// avoids parsing half-written files. The cap keeps a file rewritten in a loop from starving us.
+constexpr int kQuietMs = 50;
+constexpr int kMaxDebounceMs = 1000;
+// inotify can overflow or miss a directory created between scans; a slow periodic rescan makes
+// the result converge anyway (and is the only mechanism if inotify is unavailable).
+constexpr int kResyncMs = 5000;
+
+bool IsConfigFile(const std::string& name) {
+  if (name.empty() || name[0] == '.' || name[0] == '#' || name.back() == '~') return false;
+  for (std::string_view ext : {".yaml", ".yml", ".json"}) {
+    if (name.size() > ext.size() && name.compare(name.size() - ext.size(), ext.size(), ext) == 0) {
+      return true;
+    }
+  }
+  return false;
+}
+
+using ResourceKey = std::pair<xds::ResourceType, std::string>;
+
+// One resource from a file, with where it came from for error messages.
+struct Item {
+  xds::ResourcePtr resource;
+  int line = 0;
+  std::string path;  // "resources[3].name"
+};
+
+// What a file's current content parsed into. Cached by content hash so unchanged files are not
+// re-parsed on every event.
+struct ParsedFile {
+  uint64_t hash = 0;
+  std::vector<std::string> errors;  // each "file:line: path: problem"
+  std::vector<Item> items;
+};
+
+struct FileEntry {
+  ParsedFile parsed;
+  std::vector<xds::ResourcePtr> last_good;
+  std::string logged_status;  // what we last logged, so steady state stays quiet
+  bool fresh = true;          // parsed since the last time we logged
+};
+
+std::string DocumentKindError(const YamlDocument& doc) {
+  return absl::StrCat(doc.source, ":", doc.line,
+                      ": expected a DiscoveryResponse with \"resources\" (or a Weft document "
+                      "with \"kind\")");
+}
+
+// Validation errors read "resources[3].x.y: problem"; point them at the line of the deepest
+// part of that path the YAML knows about.
+std::string LocateError(const YamlDocument& doc, const std::string& error) {
+  size_t colon = error.find(": ");
+  std::string_view path =
+      colon == std::string::npos ? std::string_view() : std::string_view(error).substr(0, colon);
+  return absl::StrCat(doc.source, ":", doc.LineOf(path), ": ", error);
+}
+
+// protobuf's JSON parser names fields inside an Any relative to the Any ("(load_assignment)
+// bogus: Cannot find field."), which YamlDocument cannot place. When exactly one known path
+// ends with that relative path, report the full path and its line instead of the document's
+// first line.
+std::string LocateParseError(const YamlDocument& doc, std::string_view message) {
+  // Strip "source:line: ", whatever line the converter guessed.
+  std::string prefix = absl::StrCat(doc.source, ":");
+  if (message.substr(0, prefix.size()) != prefix) return std::string(message);
+  std::string_view rest = message.substr(prefix.size());
+  size_t digits = rest.find_first_not_of("0123456789");
+  if (digits == 0 || digits == std::string_view::npos || rest.substr(digits, 2) != ": ") {
+    return std::string(message);
+  }
+  rest.remove_prefix(digits + 2);
+  std::string path;
+  if (!rest.empty() && rest.front() == '(') {
+    size_t close = rest.find(')');
+    if (close == std::string_view::npos) return std::string(message);
+    path = std::string(rest.substr(1, close - 1));
+    rest.remove_prefix(close + 1);
+    if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
+  }
+  size_t colon = rest.find(": ");
+  if (colon == std::string_view::npos) return std::string(message);
+  std::string_view field = rest.substr(0, colon);
+  if (field.find(' ') != std::string_view::npos) return std::string(message);
+  if (!field.empty()) path = path.empty() ? std::string(field) : absl::StrCat(path, ".", Sv(field));
+  if (path.empty()) return std::string(message);
+  const std::pair<const std::string, int>* match = nullptr;
+  if (auto it = doc.lines.find(path); it != doc.lines.end()) {
+    match = &*it;
+  } else {
+    std::string suffix = absl::StrCat(".", path);
+    for (const auto& entry : doc.lines) {
+      const std::string& p = entry.first;
+      if (p.size() > suffix.size() &&
+          p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        if (match != nullptr) return std::string(message);  // ambiguous
+        match = &entry;
+      }
+    }
+  }
+  if (match == nullptr) return std::string(message);
+  return absl::StrCat(doc.source, ":", match->second, ": ", match->first, Sv(rest.substr(colon)));
+}
+
+void ParseDocument(const YamlDocument& doc, ParsedFile* out,
+                   std::map<ResourceKey, std::string>* seen) {
+  if (doc.empty) return;
+  // A top-level `kind` marks Weft's own schema, which a different source handles.
+  if (doc.is_map && doc.lines.contains("kind")) return;
+  if (!doc.is_map || !doc.lines.contains("resources")) {
+    out->errors.push_back(DocumentKindError(doc));
+    return;
+  }
+  DiscoveryResponse response;
+  absl::Status parsed = YamlDocumentToProto(doc, &response);
+  if (!parsed.ok()) {
+    out->errors.push_back(
+        LocateParseError(doc, std::string_view(parsed.message().data(), parsed.message().size())));
+    return;
+  }
+  for (int i = 0; i < response.resources_size(); ++i) {
+    const google::protobuf::Any& any = response.resources(i);
+    std::string at = absl::StrCat("resources[", i, "]");
+    ValidationErrors errors;
+    {
+      ValidationErrors::Scope scope(&errors, at);
+      if (!response.type_url().empty() && any.type_url() != response.type_url()) {
+        errors.Add(absl::StrCat("type \"", any.type_url(), "\" differs from type_url \"",
+                                response.type_url(), "\""));
+      }
+      xds::ValidateResource(any, &errors);
+    }
+    if (!errors.ok()) {
+      for (const std::string& e : errors.errors()) out->errors.push_back(LocateError(doc, e));
+      continue;
+    }
+    absl::StatusOr<xds::ResourcePtr> resource = xds::MakeResource(any);
+    if (!resource.ok()) {
+      out->errors.push_back(LocateError(doc, absl::StrCat(at, ": ", resource.status().message())));
+      continue;
+    }
+    const xds::Resource& r = **resource;
+    std::string name_path =
+        absl::StrCat(at, r.type == xds::ResourceType::kEndpoint ? ".cluster_name" : ".name");
+    int line = doc.LineOf(name_path);
+    std::string here = absl::StrCat(doc.source, ":", line);
+    auto [it, inserted] = seen->emplace(ResourceKey(r.type, r.name), here);
+    if (!inserted) {
+      out->errors.push_back(absl::StrCat(here, ": ", name_path, ": duplicate ",
+                                         Sv(xds::ShortName(r.type)), " name \"", r.name,
+                                         "\" (first at ", it->second, ")"));
+      continue;
+    }
+    out->items.push_back(Item{*resource, line, name_path});
+  }
+}
+
+ParsedFile ParseFile(const std::string& path, const std::string& content) {
+  ParsedFile out;
+  out.hash = StableHash64(content);
+  absl::StatusOr<std::vector<YamlDocument>> docs = ParseYamlDocuments(content, path);
+  if (!docs.ok()) {
+    out.errors.emplace_back(docs.status().message().data(), docs.status().message().size());
+    return out;
+  }
+  std::map<ResourceKey, std::string> seen;
+  for (const YamlDocument& doc : *docs) ParseDocument(doc, &out, &seen);
+  return out;
+}
+
+class ConfigDirSourceImpl : public ConfigDirSource {
+ public:
+  ConfigDirSourceImpl(std::string dir, Callback on_change)
+      : dir_(std::move(dir)), on_change_(std::move(on_change)) {}
+
+  ~ConfigDirSourceImpl() override {
+    if (thread_.joinable()) {
+      uint64_t one = 1;
+      // eventfd writes of 8 bytes cannot be partial; a failure would mean a bad fd.
+      [[maybe_unused]] ssize_t n = write(wake_fd_, &one, sizeof(one));
+      thread_.join();
+    }
+    if (inotify_fd_ >= 0) close(inotify_fd_);
+    if (wake_fd_ >= 0) close(wake_fd_);
+  }
+
+  absl::Status Start() {
+    wake_fd_ = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+    if (wake_fd_ < 0) return absl::InternalError("config dir: eventfd failed");
+    inotify_fd_ = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (inotify_fd_ < 0) {
+      WEFT_LOG(kWarning) << "config dir " << dir_ << ": inotify unavailable, rescanning every "
+                         << kResyncMs << " ms";
+    }
+    Rescan(/*notify=*/false);
+    thread_ = std::thread([this] { Run(); });
+    return absl::OkStatus();
+  }
+
+  ConfigDirState Current() const override {
+    std::lock_guard<std::mutex> lock(mu_);
+    return state_;
+  }
+
+ private:
+  void Run() {
+    while (true) {
+      pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
+      int nfds = inotify_fd_ >= 0 ? 2 : 1;
+      int ready = poll(fds, nfds, kResyncMs);
+      if (ready < 0) {
+        if (errno == EINTR) continue;
+        WEFT_LOG(kError) << "config dir " << dir_ << ": poll failed, watcher stops";
+        return;
+      }
+      if (fds[0].revents != 0) return;
+      if (ready > 0 && !Debounce()) return;
+      Rescan(/*notify=*/true);
+    }
+  }
+
+  void DrainInotify() {
+    alignas(inotify_event) char buf[8192];
+    while (read(inotify_fd_, buf, sizeof(buf)) > 0) {
+    }
+  }
+
+  // Waits until no event arrived for kQuietMs. Returns false when asked to stop.
+  bool Debounce() {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kMaxDebounceMs);
+    DrainInotify();
+    while (std::chrono::steady_clock::now() < deadline) {
+      pollfd fds[2] = {{wake_fd_, POLLIN, 0}, {inotify_fd_, POLLIN, 0}};
+      int ready = poll(fds, 2, kQuietMs);
+      if (ready < 0 && errno != EINTR) return true;
+      if (fds[0].revents != 0) return false;
+      if (ready == 0) return true;
+      DrainInotify();
+    }
+    return true;
+  }
+
+  void Watch(const std::string& dir) {
+    if (inotify_fd_ < 0) return;
+    // Re-adding an existing watch is a no-op; the kernel drops watches of deleted directories.
+    constexpr uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
+                               IN_CREATE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
+    if (inotify_add_watch(inotify_fd_, dir.c_str(), kMask) < 0) {
+      WEFT_LOG(kWarning) << "config dir: cannot watch " << dir;
+    }
+  }
+
+  // Lists config files (sorted) and watches every visible directory. nullopt when the root
+  // itself cannot be read: better to keep serving than to drop everything on a transient error.
+  std::optional<std::vector<std::string>> ListFiles() {
+    std::error_code ec;
+    if (!fs::is_directory(dir_, ec)) return std::nullopt;
+    Watch(dir_);
+    std::vector<std::string> files;
+    fs::recursive_directory_iterator it(dir_, ec), end;
+    if (ec) return std::nullopt;
+    for (; it != end; it.increment(ec)) {
+      if (ec) break;
+      const fs::directory_entry& entry = *it;
+      std::string name = entry.path().filename().string();
+      if (entry.is_directory(ec)) {
+        // Hidden directories include Kubernetes' ..data/..<timestamp>; the files reach us
+        // through the visible symlinks instead.
+        if (name.empty() || name[0] == '.') {
+          it.disable_recursion_pending();
+        } else {
+          Watch(entry.path().string());
+        }
+        continue;
+      }
+      if (IsConfigFile(name) && entry.is_regular_file(ec)) files.push_back(entry.path().string());
+    }
+    std::sort(files.begin(), files.end());
+    return files;
+  }
+
+  void Rescan(bool notify) {
+    std::optional<std::vector<std::string>> files = ListFiles();
+    if (!files) {
+      WEFT_LOG(kError) << "config dir " << dir_ << ": cannot list; keeping current resources";
+      return;
+    }
+    std::map<std::string, FileEntry> next;
+    for (const std::string& path : *files) {
+      absl::StatusOr<std::string> content = ReadFile(path);
+      if (!content.ok() && absl::IsNotFound(content.status())) continue;  // raced a delete
+      auto old = files_.find(path);
+      FileEntry entry;
+      if (old != files_.end()) entry = std::move(old->second);
+      if (!content.ok()) {
+        std::string error(content.status().message().data(), content.status().message().size());
+        if (entry.parsed.errors != std::vector<std::string>{error}) {
+          entry.parsed = ParsedFile{};
+          entry.parsed.errors.push_back(std::move(error));
+          entry.fresh = true;
+        }
+      } else if (old == files_.end() || entry.parsed.hash != StableHash64(*content)) {
+        entry.parsed = ParseFile(path, *content);
+        entry.fresh = true;
+      }
+      next.emplace(path, std::move(entry));
+    }
+    for (const auto& [path, entry] : files_) {
+      if (!next.contains(path)) WEFT_LOG(kInfo) << "config dir: " << path << " removed";
+    }
+    files_ = std::move(next);
+    Publish(notify);
+  }
+
+  // Decides which files are accepted, in sorted path order so a duplicate name is always
+  // blamed on the same (later) file, and publishes the result when it differs.
+  void Publish(bool notify) {
+    ConfigDirState next;
+    std::map<ResourceKey, std::string> claimed;  // -> file that serves it
+    for (auto& [path, entry] : files_) {
+      std::vector<std::string> errors = entry.parsed.errors;
+      if (errors.empty()) {
+        for (const Item& item : entry.parsed.items) {
+          const xds::Resource& r = *item.resource;
+          auto it = claimed.find(ResourceKey(r.type, r.name));
+          if (it != claimed.end()) {
+            errors.push_back(absl::StrCat(path, ":", item.line, ": ", item.path, ": duplicate ",
+                                          Sv(xds::ShortName(r.type)), " name \"", r.name,
+                                          "\" (already defined in ", it->second, ")"));
+          }
+        }
+      }
+      std::string status;
+      if (errors.empty()) {
+        entry.last_good.clear();
+        for (const Item& item : entry.parsed.items) entry.last_good.push_back(item.resource);
+      } else {
+        // One broken file can produce hundreds of errors; the first few are what helps.
+        constexpr size_t kMaxErrors = 20;
+        size_t extra = errors.size() > kMaxErrors ? errors.size() - kMaxErrors : 0;
+        errors.resize(errors.size() - extra);
+        status = absl::StrJoin(errors, "; ");
+        if (extra > 0) absl::StrAppend(&status, "; and ", extra, " more errors");
+        next.errors.push_back(ConfigFileError{path, status});
+      }
+      // A rejected file keeps serving its last good resources, minus names an earlier file
+      // now owns, so the published set never holds duplicates.
+      for (const xds::ResourcePtr& r : entry.last_good) {
+        if (claimed.emplace(ResourceKey(r->type, r->name), path).second) {
+          next.resources.push_back(r);
+        }
+      }
+      if (entry.fresh || status != entry.logged_status) {
+        if (status.empty()) {
+          WEFT_LOG(kInfo) << "config dir: accepted " << path << " (" << entry.parsed.items.size()
+                          << " resources)";
+        } else {
+          WEFT_LOG(kWarning) << "config dir: rejected " << path << ": " << status
+                             << (entry.last_good.empty() ? ""
+                                                         : " (keeping its last good resources)");
+        }
+        entry.logged_status = status;
+        entry.fresh = false;
+      }
+    }
+
+    ConfigDirState copy;
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (SameContent(state_, next) && state_.generation > 0) return;
+      next.generation = state_.generation + 1;
+      state_ = next;
+      copy = state_;
+    }
+    if (notify && on_change_) on_change_(copy);
+  }
+
+  static bool SameContent(const ConfigDirState& a, const ConfigDirState& b) {
+    if (a.resources.size() != b.resources.size() || a.errors.size() != b.errors.size()) {
+      return false;
+    }
+    for (size_t i = 0; i < a.resources.size(); ++i) {
+      const xds::Resource& x = *a.resources[i];
+      const xds::Resource& y = *b.resources[i];
+      if (std::tie(x.type, x.name, x.version) != std::tie(y.type, y.name, y.version)) {
+        return false;
+      }
+    }
+    for (size_t i = 0; i < a.errors.size(); ++i) {
+      if (a.errors[i].file != b.errors[i].file || a.errors[i].message != b.errors[i].message) {
+        return false;
+      }
+    }
+    return true;
+  }
+
+  const std::string dir_;
+  const Callback on_change_;
+  int wake_fd_ = -1;
+  int inotify_fd_ = -1;
+  std::thread thread_;
+  // Only the watcher thread (or Start, before it exists) touches files_.
+  std::map<std::string, FileEntry> files_;
+  mutable std::mutex mu_;
+  ConfigDirState state_;
+};
+
+}  // namespace
+
+absl::StatusOr<std::unique_ptr<ConfigDirSource>> ConfigDirSource::Create(std::string dir,
+                                                                         Callback on_change) {
+  std::error_code ec;
+  if (!fs::is_directory(dir, ec)) {
+    return absl::NotFoundError(absl::StrCat("config dir ", dir, ": not a directory"));
+  }
+  auto source = std::make_unique<ConfigDirSourceImpl>(std::move(dir), std::move(on_change));
+  RETURN_IF_ERROR(source->Start());
+  return std::unique_ptr<ConfigDirSource>(std::move(source));
+}
+
+}  // namespace weft::cp

@@ -1,0 +1,43 @@
+// Raw Envoy resources from a watched directory (Envoy's filesystem format: a DiscoveryResponse
+// in YAML or JSON whose `resources` are @type'd). Files are re-read on inotify events; a file
+// that fails to parse or validate is reported (file:line: field.path: problem) and its last good
+// contents keep serving.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "common/xds/resource.h"
+
+namespace weft::cp {
+
+struct ConfigFileError {
+  std::string file;
+  std::string message;  // "file:line: field.path: problem"
+};
+
+struct ConfigDirState {
+  // Every accepted resource across all files (last good version of each file).
+  std::vector<xds::ResourcePtr> resources;
+  // Files currently rejected (their last good contents, if any, are still in `resources`).
+  std::vector<ConfigFileError> errors;
+  uint64_t generation = 0;  // bumps on every change
+};
+
+class ConfigDirSource {
+ public:
+  using Callback = std::function<void(const ConfigDirState&)>;
+  virtual ~ConfigDirSource() = default;
+
+  // Loads `dir` once (synchronously) and then watches it on a background thread, calling
+  // `on_change` with the full state whenever the accepted resources or the error list change.
+  static absl::StatusOr<std::unique_ptr<ConfigDirSource>> Create(std::string dir,
+                                                                Callback on_change);
+  virtual ConfigDirState Current() const = 0;
+};
+
+}  // namespace weft::cp
