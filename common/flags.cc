@@ -23,8 +23,13 @@ void FlagSet::Int(std::string_view name, int64_t* target, std::string_view help)
 }
 
 void FlagSet::Bool(std::string_view name, bool* target, std::string_view help) {
-  flags_.push_back({std::string(name), Kind::kBool, target, std::string(help),
-                    *target ? "true" : "false"});
+  flags_.push_back(
+      {std::string(name), Kind::kBool, target, std::string(help), *target ? "true" : "false"});
+}
+
+void FlagSet::StringList(std::string_view name, std::vector<std::string>* target,
+                         std::string_view help) {
+  flags_.push_back({std::string(name), Kind::kStringList, target, std::string(help), ""});
 }
 
 FlagSet::Flag* FlagSet::Find(std::string_view name) {
@@ -84,11 +89,14 @@ absl::Status FlagSet::Parse(int argc, char** argv) {
       continue;
     }
     if (!has_value) {
-      if (i + 1 >= argc) return absl::InvalidArgumentError(absl::StrCat("--", Sv(name), ": missing value"));
+      if (i + 1 >= argc)
+        return absl::InvalidArgumentError(absl::StrCat("--", Sv(name), ": missing value"));
       value = argv[++i];
     }
     if (flag->kind == Kind::kString) {
       *static_cast<std::string*>(flag->target) = std::string(value);
+    } else if (flag->kind == Kind::kStringList) {
+      static_cast<std::vector<std::string>*>(flag->target)->emplace_back(value);
     } else {
       int64_t v;
       if (!absl::SimpleAtoi(Sv(value), &v)) {

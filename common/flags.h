@@ -17,6 +17,8 @@ class FlagSet {
   void String(std::string_view name, std::string* target, std::string_view help);
   void Int(std::string_view name, int64_t* target, std::string_view help);
   void Bool(std::string_view name, bool* target, std::string_view help);
+  // Repeatable: every occurrence appends.
+  void StringList(std::string_view name, std::vector<std::string>* target, std::string_view help);
 
   // Parses --name=value, --name value and --flag / --noflag. Non-flag arguments go to
   // positional(). Returns an error naming the bad flag. Sets help_requested() for -h/--help.
@@ -27,7 +29,7 @@ class FlagSet {
   std::string Help() const;
 
  private:
-  enum class Kind { kString, kInt, kBool };
+  enum class Kind { kString, kInt, kBool, kStringList };
   struct Flag {
     std::string name;
     Kind kind;

@@ -32,8 +32,11 @@ LogLevel GetLogLevel() { return g_level.load(std::memory_order_relaxed); }
 
 bool SetLogLevelFromString(std::string_view name) {
   static constexpr std::pair<std::string_view, LogLevel> kNames[] = {
-      {"debug", LogLevel::kDebug},     {"info", LogLevel::kInfo}, {"warning", LogLevel::kWarning},
-      {"error", LogLevel::kError},     {"off", LogLevel::kOff}};
+      {"debug", LogLevel::kDebug},
+      {"info", LogLevel::kInfo},
+      {"warning", LogLevel::kWarning},
+      {"error", LogLevel::kError},
+      {"off", LogLevel::kOff}};
   for (const auto& [n, l] : kNames) {
     if (n == name) {
       SetLogLevel(l);
@@ -54,8 +57,8 @@ LogMessage::LogMessage(LogLevel level, const char* file, int line) : level_(leve
   char buf[32];
   std::strftime(buf, sizeof(buf), "%H:%M:%S", &tm);
   const char* base = std::strrchr(file, '/');
-  stream_ << LevelTag(level) << ' ' << buf << '.' << (ms < 100 ? (ms < 10 ? "00" : "0") : "")
-          << ms << ' ' << (base ? base + 1 : file) << ':' << line << "] ";
+  stream_ << LevelTag(level) << ' ' << buf << '.' << (ms < 100 ? (ms < 10 ? "00" : "0") : "") << ms
+          << ' ' << (base ? base + 1 : file) << ':' << line << "] ";
 }
 
 LogMessage::~LogMessage() {

@@ -36,8 +36,8 @@ struct Voidify {
 
 }  // namespace weft
 
-#define WEFT_LOG(level)                                                               \
-  (::weft::LogLevel::level < ::weft::GetLogLevel())                                   \
-      ? (void)0                                                                       \
-      : ::weft::internal::Voidify() &                                                 \
+#define WEFT_LOG(level)                             \
+  (::weft::LogLevel::level < ::weft::GetLogLevel()) \
+      ? (void)0                                     \
+      : ::weft::internal::Voidify() &               \
             ::weft::internal::LogMessage(::weft::LogLevel::level, __FILE__, __LINE__).stream()

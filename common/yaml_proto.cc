@@ -73,9 +73,9 @@ class Converter {
         bool first = true;
         for (const auto& kv : node) {
           if (kv.first.Type() != YAML::NodeType::Scalar) {
-            return absl::InvalidArgumentError(absl::StrFormat(
-                "%s:%d: %s: map keys must be scalars", doc_->source, kv.first.Mark().line + 1,
-                path.empty() ? "<root>" : path));
+            return absl::InvalidArgumentError(
+                absl::StrFormat("%s:%d: %s: map keys must be scalars", doc_->source,
+                                kv.first.Mark().line + 1, path.empty() ? "<root>" : path));
           }
           const std::string& key = kv.first.Scalar();
           if (!first) out_ += ',';
@@ -131,9 +131,8 @@ absl::StatusOr<std::vector<YamlDocument>> ParseYamlDocuments(std::string_view te
     // yaml-cpp reports problems by throwing; this is config loading, never the request path.
     nodes = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
-    return absl::InvalidArgumentError(
-        absl::StrFormat("%s:%d:%d: YAML syntax error: %s", source, e.mark.line + 1,
-                        e.mark.column + 1, e.msg));
+    return absl::InvalidArgumentError(absl::StrFormat("%s:%d:%d: YAML syntax error: %s", source,
+                                                      e.mark.line + 1, e.mark.column + 1, e.msg));
   }
   std::vector<YamlDocument> docs;
   docs.reserve(nodes.size());
@@ -166,8 +165,8 @@ absl::StatusOr<std::vector<YamlDocument>> ParseYamlDocuments(std::string_view te
 
 absl::Status YamlDocumentToProto(const YamlDocument& doc, google::protobuf::Message* out) {
   if (!doc.is_map) {
-    return absl::InvalidArgumentError(absl::StrFormat(
-        "%s:%d: expected a map for %s", doc.source, doc.line, out->GetDescriptor()->full_name()));
+    return absl::InvalidArgumentError(absl::StrFormat("%s:%d: expected a map for %s", doc.source,
+                                                      doc.line, out->GetDescriptor()->full_name()));
   }
   google::protobuf::util::JsonParseOptions options;
   options.ignore_unknown_fields = false;

@@ -9,22 +9,26 @@
 #include <fstream>
 #include <string>
 
+#include <grpcpp/impl/codegen/service_type.h>
 #include "absl/strings/str_cat.h"
 #include "common/flags.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "control-plane/admin/admin.h"
+#include "control-plane/api/config_model.h"
+#include "control-plane/api/config_service.h"
 #include "control-plane/cache/publisher.h"
 #include "control-plane/cache/snapshot_cache.h"
 #include "control-plane/server/xds_server.h"
 #include "control-plane/sources/config_dir.h"
+#include "control-plane/store/store.h"
 
 namespace {
 
 std::string ConfigDirJson(const weft::cp::ConfigDirState& state, const std::string& dir) {
-  std::string out = absl::StrCat("{\"config_dir\":", weft::JsonString(dir),
-                                 ",\"generation\":", state.generation,
-                                 ",\"resources\":", state.resources.size(), ",\"errors\":[");
+  std::string out =
+      absl::StrCat("{\"config_dir\":", weft::JsonString(dir), ",\"generation\":", state.generation,
+                   ",\"resources\":", state.resources.size(), ",\"errors\":[");
   for (size_t i = 0; i < state.errors.size(); ++i) {
     if (i > 0) out.push_back(',');
     absl::StrAppend(&out, "{\"file\":", weft::JsonString(state.errors[i].file),
@@ -34,11 +38,12 @@ std::string ConfigDirJson(const weft::cp::ConfigDirState& state, const std::stri
   return out;
 }
 
-bool WriteReadyFile(const std::string& path, int xds_port, int admin_port) {
+bool WriteReadyFile(const std::string& path, int xds_port, int admin_port, int api_port) {
   std::string tmp = path + ".tmp";
   {
     std::ofstream f(tmp, std::ios::trunc);
-    f << "{\"xds_port\": " << xds_port << ", \"admin_port\": " << admin_port << "}\n";
+    f << "{\"xds_port\": " << xds_port << ", \"admin_port\": " << admin_port
+      << ", \"api_port\": " << api_port << "}\n";
     if (!f) return false;
   }
   return std::rename(tmp.c_str(), path.c_str()) == 0;
@@ -50,6 +55,7 @@ int main(int argc, char** argv) {
   std::string config_dir;
   std::string xds_address = "127.0.0.1:18000";
   std::string admin_address = "127.0.0.1:19000";
+  std::string api_address = "127.0.0.1:18001";
   std::string data_dir;
   std::string ready_file;
   std::string log_level = "info";
@@ -62,9 +68,12 @@ int main(int argc, char** argv) {
   flags.String("xds-address", &xds_address, "gRPC xDS listen address (host:port; port 0 = any)");
   flags.String("admin-address", &admin_address,
                "admin HTTP listen address: /metrics, /debug/proxies, /debug/snapshots, /ready");
-  flags.String("data-dir", &data_dir, "directory for durable state (config store)");
+  flags.String("api-address", &api_address,
+               "gRPC config API listen address (weft.config.v1.ConfigService, used by weftctl)");
+  flags.String("data-dir", &data_dir,
+               "directory for the durable config store (SQLite); empty keeps it in memory");
   flags.String("ready-file", &ready_file,
-               "write {\"xds_port\":N,\"admin_port\":M} here once serving (for scripts and tests)");
+               "write {\"xds_port\":N,\"admin_port\":M,\"api_port\":K} here once serving");
   flags.Int("debounce-ms", &debounce_ms, "quiet period that batches bursts of config changes");
   flags.Int("max-debounce-ms", &max_debounce_ms, "upper bound on how long a change may wait");
   flags.Int("max-request-bytes", &max_request_bytes, "largest xDS request accepted");
@@ -101,18 +110,38 @@ int main(int argc, char** argv) {
   weft::cp::Publisher publisher(&cache, std::chrono::milliseconds(debounce_ms),
                                 std::chrono::milliseconds(max_debounce_ms));
 
-  auto* config_errors = registry.AddGauge("weft_cp_config_files_rejected",
-                                          "Config files currently rejected (last good kept)")
+  std::unique_ptr<weft::cp::Store> store;
+  if (data_dir.empty()) {
+    store = weft::cp::NewMemoryStore();
+  } else {
+    auto opened = weft::cp::OpenSqliteStore(data_dir);
+    if (!opened.ok()) {
+      WEFT_LOG(kError) << "--data-dir: " << opened.status().message();
+      return 1;
+    }
+    store = *std::move(opened);
+  }
+  auto model_or = weft::cp::ConfigModel::Create(store.get(), &publisher);
+  if (!model_or.ok()) {
+    WEFT_LOG(kError) << "config store: " << model_or.status().message();
+    return 1;
+  }
+  std::unique_ptr<weft::cp::ConfigModel> model = *std::move(model_or);
+
+  auto* config_errors = registry
+                            .AddGauge("weft_cp_config_files_rejected",
+                                      "Config files currently rejected (last good kept)")
                             ->Get();
-  auto* config_reloads = registry.AddCounter("weft_cp_config_reloads_total",
-                                             "Config directory changes applied")
-                             ->Get();
+  auto* config_reloads =
+      registry.AddCounter("weft_cp_config_reloads_total", "Config directory changes applied")
+          ->Get();
   std::unique_ptr<weft::cp::ConfigDirSource> source;
   if (!config_dir.empty()) {
-    auto created = weft::cp::ConfigDirSource::Create(
-        config_dir, [&](const weft::cp::ConfigDirState& state) {
+    auto created =
+        weft::cp::ConfigDirSource::Create(config_dir, [&](const weft::cp::ConfigDirState& state) {
           config_errors->Set(static_cast<int64_t>(state.errors.size()));
           config_reloads->Inc();
+          model->SetFileConfig(state.objects, state.resources);
           publisher.Update("config-dir", state.resources);
         });
     if (!created.ok()) {
@@ -122,6 +151,7 @@ int main(int argc, char** argv) {
     source = *std::move(created);
     auto state = source->Current();
     config_errors->Set(static_cast<int64_t>(state.errors.size()));
+    model->SetFileConfig(state.objects, state.resources);
     publisher.Update("config-dir", state.resources);
   }
   publisher.Flush();
@@ -138,6 +168,23 @@ int main(int argc, char** argv) {
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || xds_port == 0) {
     WEFT_LOG(kError) << "cannot listen for xDS on " << xds_address;
+    return 1;
+  }
+
+  weft::cp::ConfigServiceDeps api_deps;
+  api_deps.model = model.get();
+  api_deps.store = store.get();
+  api_deps.publisher = &publisher;
+  api_deps.cache = &cache;
+  api_deps.xds = &xds;
+  std::unique_ptr<grpc::Service> config_service = weft::cp::NewConfigService(api_deps);
+  grpc::ServerBuilder api_builder;
+  int api_port = 0;
+  api_builder.AddListeningPort(api_address, grpc::InsecureServerCredentials(), &api_port);
+  api_builder.RegisterService(config_service.get());
+  std::unique_ptr<grpc::Server> api_server = api_builder.BuildAndStart();
+  if (!api_server || api_port == 0) {
+    WEFT_LOG(kError) << "cannot listen for the config API on " << api_address;
     return 1;
   }
 
@@ -158,8 +205,8 @@ int main(int argc, char** argv) {
   }
   ready = true;
   WEFT_LOG(kInfo) << "weft-cp " << weft::WeftVersion() << " serving xDS on port " << xds_port
-                  << ", admin on port " << (*admin)->port();
-  if (!ready_file.empty() && !WriteReadyFile(ready_file, xds_port, (*admin)->port())) {
+                  << ", config API on port " << api_port << ", admin on port " << (*admin)->port();
+  if (!ready_file.empty() && !WriteReadyFile(ready_file, xds_port, (*admin)->port(), api_port)) {
     WEFT_LOG(kError) << "cannot write --ready-file " << ready_file;
     return 1;
   }
@@ -169,6 +216,8 @@ int main(int argc, char** argv) {
   WEFT_LOG(kInfo) << "signal " << sig << ", shutting down";
   ready = false;
   source.reset();
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  auto deadline = std::chrono::system_clock::now() + std::chrono::seconds(2);
+  api_server->Shutdown(deadline);
+  server->Shutdown(deadline);
   return 0;
 }

@@ -7,7 +7,8 @@
 int main(int argc, char** argv) {
   std::string bootstrap;
   weft::FlagSet flags("weft-proxy", "--bootstrap FILE");
-  flags.String("bootstrap", &bootstrap, "bootstrap YAML: node, xDS servers, admin, static resources");
+  flags.String("bootstrap", &bootstrap,
+               "bootstrap YAML: node, xDS servers, admin, static resources");
   if (auto s = flags.Parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "weft-proxy: %s\n", std::string(s.message()).c_str());
     return 2;

@@ -13,8 +13,8 @@ namespace weft::xds {
 enum class ResourceType : uint8_t { kCluster = 0, kEndpoint, kListener, kRoute, kSecret };
 inline constexpr size_t kResourceTypeCount = 5;
 inline constexpr std::array<ResourceType, kResourceTypeCount> kAllResourceTypes = {
-    ResourceType::kCluster, ResourceType::kEndpoint, ResourceType::kListener,
-    ResourceType::kRoute, ResourceType::kSecret};
+    ResourceType::kCluster, ResourceType::kEndpoint, ResourceType::kListener, ResourceType::kRoute,
+    ResourceType::kSecret};
 
 inline constexpr std::string_view kClusterTypeUrl =
     "type.googleapis.com/envoy.config.cluster.v3.Cluster";

@@ -101,8 +101,9 @@ std::vector<std::pair<std::string, http::Handler>> AdminRoutes(AdminDeps deps) {
   });
   routes.emplace_back("/debug/proxies",
                       [deps, json](const http::Request&) { return json(deps.xds->ProxiesJson()); });
-  routes.emplace_back("/debug/snapshots",
-                      [deps, json](const http::Request&) { return json(SnapshotsJson(*deps.cache)); });
+  routes.emplace_back("/debug/snapshots", [deps, json](const http::Request&) {
+    return json(SnapshotsJson(*deps.cache));
+  });
   routes.emplace_back("/debug/config", [deps, json](const http::Request&) {
     return json(deps.config_json ? deps.config_json() : "{}");
   });

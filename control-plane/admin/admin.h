@@ -43,7 +43,7 @@ struct AdminDeps {
   const SnapshotCache* cache = nullptr;
   const XdsServer* xds = nullptr;
   metrics::Registry* registry = nullptr;
-  std::function<bool()> ready;              // true once serving
+  std::function<bool()> ready;               // true once serving
   std::function<std::string()> config_json;  // sources' state: accepted files, errors
 };
 

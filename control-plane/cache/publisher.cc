@@ -18,10 +18,12 @@ Publisher::~Publisher() {
   thread_.join();
 }
 
-void Publisher::Update(const std::string& source, std::vector<xds::ResourcePtr> resources) {
+void Publisher::Update(const std::string& source, std::vector<xds::ResourcePtr> resources,
+                       int64_t revision) {
   {
     std::lock_guard lock(mu_);
     sources_[source] = std::move(resources);
+    revisions_[source] = revision;
     auto now = std::chrono::steady_clock::now();
     if (!dirty_) first_change_ = now;
     last_change_ = now;
@@ -33,6 +35,12 @@ void Publisher::Update(const std::string& source, std::vector<xds::ResourcePtr> 
 void Publisher::Flush() {
   std::unique_lock lock(mu_);
   if (dirty_) PublishLocked(lock);
+}
+
+int64_t Publisher::PublishedRevision(const std::string& source) const {
+  std::lock_guard lock(mu_);
+  auto it = published_revisions_.find(source);
+  return it == published_revisions_.end() ? 0 : it->second;
 }
 
 uint64_t Publisher::published() const {
@@ -47,7 +55,8 @@ std::string Publisher::last_error() const {
 
 void Publisher::PublishLocked(std::unique_lock<std::mutex>& lock) {
   std::vector<xds::ResourcePtr> all;
-  for (const auto& [name, resources] : sources_) all.insert(all.end(), resources.begin(), resources.end());
+  for (const auto& [name, resources] : sources_)
+    all.insert(all.end(), resources.begin(), resources.end());
   dirty_ = false;
   auto snapshot = Snapshot::Build(std::move(all));
   if (!snapshot.ok()) {
@@ -58,11 +67,16 @@ void Publisher::PublishLocked(std::unique_lock<std::mutex>& lock) {
   }
   last_error_.clear();
   ++published_;
+  auto revisions = revisions_;
   // SetSnapshot notifies every stream; do it without holding our lock so Update() never waits
   // on a fan-out.
   lock.unlock();
   bool changed = cache_->SetSnapshot(std::string(kDefaultGroup), *std::move(snapshot));
   lock.lock();
+  // Only now is that content in the cache: waiters on a revision must not see it earlier.
+  for (const auto& [src, rev] : revisions) {
+    published_revisions_[src] = std::max(published_revisions_[src], rev);
+  }
   if (changed) WEFT_LOG(kDebug) << "published snapshot";
 }
 

@@ -24,12 +24,16 @@ class Publisher {
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
 
-  // Replaces everything `source` defines.
-  void Update(const std::string& source, std::vector<xds::ResourcePtr> resources);
+  // Replaces everything `source` defines. `revision` is the source's own version of that
+  // content (the config store's revision), reported back by PublishedRevision().
+  void Update(const std::string& source, std::vector<xds::ResourcePtr> resources,
+              int64_t revision = 0);
   // Publishes pending changes now (start-up, tests).
   void Flush();
 
   uint64_t published() const;
+  // The revision `source` had when the snapshot now in the cache was built.
+  int64_t PublishedRevision(const std::string& source) const;
   // Why the last merge was refused (e.g. the same cluster defined by two sources), or empty.
   std::string last_error() const;
 
@@ -43,6 +47,8 @@ class Publisher {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::vector<xds::ResourcePtr>> sources_;
+  std::map<std::string, int64_t> revisions_;
+  std::map<std::string, int64_t> published_revisions_;
   bool dirty_ = false;
   bool stop_ = false;
   std::chrono::steady_clock::time_point first_change_;

@@ -11,8 +11,8 @@ absl::StatusOr<SnapshotPtr> Snapshot::Build(std::vector<xds::ResourcePtr> resour
   for (xds::ResourcePtr& r : resources) {
     auto [it, inserted] = snap->by_type_[xds::Index(r->type)].emplace(r->name, r);
     if (!inserted) {
-      return absl::InvalidArgumentError(absl::StrCat("duplicate ", Sv(xds::ShortName(r->type)),
-                                                     " name \"", r->name, "\""));
+      return absl::InvalidArgumentError(
+          absl::StrCat("duplicate ", Sv(xds::ShortName(r->type)), " name \"", r->name, "\""));
     }
   }
   for (xds::ResourceType t : xds::kAllResourceTypes) {

@@ -22,13 +22,9 @@ class Snapshot {
       std::vector<xds::ResourcePtr> resources);
   static std::shared_ptr<const Snapshot> Empty();
 
-  const ResourceMap& resources(xds::ResourceType type) const {
-    return by_type_[xds::Index(type)];
-  }
+  const ResourceMap& resources(xds::ResourceType type) const { return by_type_[xds::Index(type)]; }
   // Hash over the (name, version) pairs of one type; equal content, equal version.
-  const std::string& version(xds::ResourceType type) const {
-    return versions_[xds::Index(type)];
-  }
+  const std::string& version(xds::ResourceType type) const { return versions_[xds::Index(type)]; }
   const xds::Resource* Find(xds::ResourceType type, std::string_view name) const;
   size_t size() const;
 

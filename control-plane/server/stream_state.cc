@@ -51,8 +51,8 @@ StreamState::StreamState(Options options, const SnapshotCache* cache, XdsObserve
 absl::StatusOr<xds::ResourceType> StreamState::TypeOf(const std::string& type_url) const {
   if (options_.fixed_type) {
     if (!type_url.empty() && type_url != xds::TypeUrl(*options_.fixed_type)) {
-      return absl::InvalidArgumentError(absl::StrCat("type_url \"", type_url, "\" not served by ",
-                                                     options_.service, " stream"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("type_url \"", type_url, "\" not served by ", options_.service, " stream"));
     }
     return *options_.fixed_type;
   }
@@ -300,75 +300,75 @@ bool StreamState::NextDelta(DeltaDiscoveryResponse* out) {
   SnapshotPtr snap;
   // Two passes: removals deferred behind LDS/RDS in the first go out in the second.
   for (int pass = 0; pass < 2; ++pass) {
-  for (xds::ResourceType type : xds::kAllResourceTypes) {
-    TypeState& ts = types_[xds::Index(type)];
-    if (!ts.dirty) continue;
-    if (!ts.requested) {
-      ts.dirty = false;
-      continue;
-    }
-    if (!snap) snap = evaluated_ = CurrentSnapshot();
-
-    std::vector<const xds::Resource*> updates;
-    auto consider = [&](const xds::Resource& r) {
-      auto it = ts.sent.find(r.name);
-      if (it == ts.sent.end() || it->second != r.version) updates.push_back(&r);
-    };
-    if (ts.wildcard) {
-      for (const auto& [name, r] : snap->resources(type)) consider(*r);
-    } else {
-      for (const std::string& name : ts.names) {
-        if (const xds::Resource* r = snap->Find(type, name)) consider(*r);
+    for (xds::ResourceType type : xds::kAllResourceTypes) {
+      TypeState& ts = types_[xds::Index(type)];
+      if (!ts.dirty) continue;
+      if (!ts.requested) {
+        ts.dirty = false;
+        continue;
       }
-      std::sort(updates.begin(), updates.end(),
-                [](const xds::Resource* a, const xds::Resource* b) { return a->name < b->name; });
-    }
-    std::vector<std::string> removals;
-    for (const auto& [name, v] : ts.sent) {
-      if (snap->Find(type, name) == nullptr || !Subscribed(ts, name)) removals.push_back(name);
-    }
-    std::sort(removals.begin(), removals.end());
-    // Make-before-break: clusters and endpoints that went away are removed only after the
-    // listeners and routes that may still point at them have been updated.
-    bool defer_removals =
-        (type == xds::ResourceType::kCluster || type == xds::ResourceType::kEndpoint) &&
-        (types_[xds::Index(xds::ResourceType::kListener)].dirty ||
-         types_[xds::Index(xds::ResourceType::kRoute)].dirty);
-    const bool send_removals = !defer_removals && !removals.empty();
-    ts.dirty = defer_removals && !removals.empty();
-    if (updates.empty() && !send_removals) continue;
+      if (!snap) snap = evaluated_ = CurrentSnapshot();
 
-    out->Clear();
-    ts.inflight.clear();
-    ts.inflight_removed.clear();
-    for (const xds::Resource* r : updates) {
-      auto* res = out->add_resources();
-      res->set_name(r->name);
-      res->set_version(r->version_text);
-      *res->mutable_resource() = r->body;
-      ts.sent[r->name] = r->version;
-      ts.inflight.emplace_back(r->name, r->version);
-      MarkDependencies(*r, true);
-    }
-    if (send_removals) {
-      for (const std::string& name : removals) {
-        out->add_removed_resources(name);
-        ts.sent.erase(name);
-        ts.inflight_removed.push_back(name);
+      std::vector<const xds::Resource*> updates;
+      auto consider = [&](const xds::Resource& r) {
+        auto it = ts.sent.find(r.name);
+        if (it == ts.sent.end() || it->second != r.version) updates.push_back(&r);
+      };
+      if (ts.wildcard) {
+        for (const auto& [name, r] : snap->resources(type)) consider(*r);
+      } else {
+        for (const std::string& name : ts.names) {
+          if (const xds::Resource* r = snap->Find(type, name)) consider(*r);
+        }
+        std::sort(updates.begin(), updates.end(),
+                  [](const xds::Resource* a, const xds::Resource* b) { return a->name < b->name; });
       }
+      std::vector<std::string> removals;
+      for (const auto& [name, v] : ts.sent) {
+        if (snap->Find(type, name) == nullptr || !Subscribed(ts, name)) removals.push_back(name);
+      }
+      std::sort(removals.begin(), removals.end());
+      // Make-before-break: clusters and endpoints that went away are removed only after the
+      // listeners and routes that may still point at them have been updated.
+      bool defer_removals =
+          (type == xds::ResourceType::kCluster || type == xds::ResourceType::kEndpoint) &&
+          (types_[xds::Index(xds::ResourceType::kListener)].dirty ||
+           types_[xds::Index(xds::ResourceType::kRoute)].dirty);
+      const bool send_removals = !defer_removals && !removals.empty();
+      ts.dirty = defer_removals && !removals.empty();
+      if (updates.empty() && !send_removals) continue;
+
+      out->Clear();
+      ts.inflight.clear();
+      ts.inflight_removed.clear();
+      for (const xds::Resource* r : updates) {
+        auto* res = out->add_resources();
+        res->set_name(r->name);
+        res->set_version(r->version_text);
+        *res->mutable_resource() = r->body;
+        ts.sent[r->name] = r->version;
+        ts.inflight.emplace_back(r->name, r->version);
+        MarkDependencies(*r, true);
+      }
+      if (send_removals) {
+        for (const std::string& name : removals) {
+          out->add_removed_resources(name);
+          ts.sent.erase(name);
+          ts.inflight_removed.push_back(name);
+        }
+      }
+      ts.nonce = NextNonce();
+      ts.sent_version = snap->version(type);
+      ts.sent_at = clock_->Now();
+      ts.awaiting_ack = true;
+      ++ts.pushes;
+      out->set_system_version_info(ts.sent_version);
+      out->set_type_url(std::string(xds::TypeUrl(type)));
+      out->set_nonce(ts.nonce);
+      out->mutable_control_plane()->set_identifier("weft-cp");
+      if (observer_) observer_->OnPush(type, updates.size());
+      return true;
     }
-    ts.nonce = NextNonce();
-    ts.sent_version = snap->version(type);
-    ts.sent_at = clock_->Now();
-    ts.awaiting_ack = true;
-    ++ts.pushes;
-    out->set_system_version_info(ts.sent_version);
-    out->set_type_url(std::string(xds::TypeUrl(type)));
-    out->set_nonce(ts.nonce);
-    out->mutable_control_plane()->set_identifier("weft-cp");
-    if (observer_) observer_->OnPush(type, updates.size());
-    return true;
-  }
   }
   drained_ = evaluated_ ? evaluated_ : CurrentSnapshot();
   return false;
@@ -407,8 +407,9 @@ StreamSummary StreamState::Summary() const {
 void StreamState::AppendJson(std::string* out) const {
   absl::StrAppend(out, "{\"stream_id\":", options_.id, ",\"node_id\":", JsonString(node_.id()),
                   ",\"cluster\":", JsonString(node_.cluster()), ",\"mode\":\"",
-                  options_.mode == Mode::kSotw ? "sotw" : "delta", "\",\"service\":",
-                  JsonString(options_.service), ",\"peer\":", JsonString(options_.peer),
+                  options_.mode == Mode::kSotw ? "sotw" : "delta",
+                  "\",\"service\":", JsonString(options_.service),
+                  ",\"peer\":", JsonString(options_.peer),
                   ",\"connected_at\":", JsonString(Rfc3339(connected_at_)),
                   ",\"user_agent\":", JsonString(node_.user_agent_name()), ",\"types\":{");
   bool first_type = true;
@@ -429,7 +430,8 @@ void StreamState::AppendJson(std::string* out) const {
                     ",\"sent_nonce\":", JsonString(ts.nonce),
                     ",\"acked_version\":", JsonString(ts.acked_version),
                     ",\"awaiting_ack\":", ts.awaiting_ack ? "true" : "false",
-                    ",\"pushes\":", ts.pushes, ",\"nacks\":", ts.nacks, ",\"last_push_to_ack_ms\":");
+                    ",\"pushes\":", ts.pushes, ",\"nacks\":", ts.nacks,
+                    ",\"last_push_to_ack_ms\":");
     if (ts.last_push_to_ack_ms >= 0) {
       absl::StrAppendFormat(out, "%.3f", ts.last_push_to_ack_ms);
     } else {

@@ -27,7 +27,7 @@ class StreamState {
   struct Options {
     uint64_t id = 0;
     Mode mode = Mode::kSotw;
-    std::string service = "ads";                 // ads, cds, eds, lds, rds, sds
+    std::string service = "ads";                  // ads, cds, eds, lds, rds, sds
     std::optional<xds::ResourceType> fixed_type;  // per-type services serve one type
     std::string peer;
   };

@@ -37,11 +37,9 @@ class XdsServer::Impl {
   Impl(SnapshotCache* cache, XdsObserver* observer) : cache_(cache), observer_(observer) {}
 
   grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* NewSotw(
-      grpc::CallbackServerContext* ctx, std::optional<xds::ResourceType> type,
-      std::string service);
+      grpc::CallbackServerContext* ctx, std::optional<xds::ResourceType> type, std::string service);
   grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* NewDelta(
-      grpc::CallbackServerContext* ctx, std::optional<xds::ResourceType> type,
-      std::string service);
+      grpc::CallbackServerContext* ctx, std::optional<xds::ResourceType> type, std::string service);
   grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext* ctx, const DiscoveryRequest* req,
                                   DiscoveryResponse* resp, xds::ResourceType type);
 
@@ -80,8 +78,9 @@ class XdsServer::Impl {
     std::vector<StreamSummary> out;
     out.reserve(streams_.size());
     for (const auto& [id, s] : streams_) out.push_back(s->Summary());
-    std::sort(out.begin(), out.end(),
-              [](const StreamSummary& a, const StreamSummary& b) { return a.stream_id < b.stream_id; });
+    std::sort(out.begin(), out.end(), [](const StreamSummary& a, const StreamSummary& b) {
+      return a.stream_id < b.stream_id;
+    });
     return out;
   }
 
@@ -244,8 +243,8 @@ class AdsService final
       grpc::CallbackServerContext* ctx) override {
     return s_->NewSotw(ctx, std::nullopt, "ads");
   }
-  grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>*
-  DeltaAggregatedResources(grpc::CallbackServerContext* ctx) override {
+  grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* DeltaAggregatedResources(
+      grpc::CallbackServerContext* ctx) override {
     return s_->NewDelta(ctx, std::nullopt, "ads");
   }
 
@@ -254,42 +253,41 @@ class AdsService final
 };
 
 // The per-type services differ only in method names.
-#define WEFT_PER_TYPE_SERVICE(ClassName, Ns, StreamM, DeltaM, FetchM, Type, Short)              \
-  class ClassName final : public Ns::CallbackService {                                         \
-   public:                                                                                     \
-    explicit ClassName(XdsServer::Impl* s) : s_(s) {}                                          \
-    grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* StreamM(                     \
-        grpc::CallbackServerContext* ctx) override {                                           \
-      return s_->NewSotw(ctx, Type, Short);                                                    \
-    }                                                                                          \
-    grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* DeltaM(            \
-        grpc::CallbackServerContext* ctx) override {                                           \
-      return s_->NewDelta(ctx, Type, Short);                                                   \
-    }                                                                                          \
-    grpc::ServerUnaryReactor* FetchM(grpc::CallbackServerContext* ctx,                         \
-                                     const DiscoveryRequest* req, DiscoveryResponse* resp)     \
-        override {                                                                             \
-      return s_->Fetch(ctx, req, resp, Type);                                                  \
-    }                                                                                          \
-                                                                                               \
-   private:                                                                                    \
-    XdsServer::Impl* s_;                                                                       \
+#define WEFT_PER_TYPE_SERVICE(ClassName, Ns, StreamM, DeltaM, FetchM, Type, Short)  \
+  class ClassName final : public Ns::CallbackService {                              \
+   public:                                                                          \
+    explicit ClassName(XdsServer::Impl* s) : s_(s) {}                               \
+    grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* StreamM(          \
+        grpc::CallbackServerContext* ctx) override {                                \
+      return s_->NewSotw(ctx, Type, Short);                                         \
+    }                                                                               \
+    grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* DeltaM( \
+        grpc::CallbackServerContext* ctx) override {                                \
+      return s_->NewDelta(ctx, Type, Short);                                        \
+    }                                                                               \
+    grpc::ServerUnaryReactor* FetchM(grpc::CallbackServerContext* ctx,              \
+                                     const DiscoveryRequest* req,                   \
+                                     DiscoveryResponse* resp) override {            \
+      return s_->Fetch(ctx, req, resp, Type);                                       \
+    }                                                                               \
+                                                                                    \
+   private:                                                                         \
+    XdsServer::Impl* s_;                                                            \
   }
 
 WEFT_PER_TYPE_SERVICE(CdsService, envoy::service::cluster::v3::ClusterDiscoveryService,
                       StreamClusters, DeltaClusters, FetchClusters, xds::ResourceType::kCluster,
                       "cds");
 WEFT_PER_TYPE_SERVICE(EdsService, envoy::service::endpoint::v3::EndpointDiscoveryService,
-                      StreamEndpoints, DeltaEndpoints, FetchEndpoints,
-                      xds::ResourceType::kEndpoint, "eds");
+                      StreamEndpoints, DeltaEndpoints, FetchEndpoints, xds::ResourceType::kEndpoint,
+                      "eds");
 WEFT_PER_TYPE_SERVICE(LdsService, envoy::service::listener::v3::ListenerDiscoveryService,
-                      StreamListeners, DeltaListeners, FetchListeners,
-                      xds::ResourceType::kListener, "lds");
+                      StreamListeners, DeltaListeners, FetchListeners, xds::ResourceType::kListener,
+                      "lds");
 WEFT_PER_TYPE_SERVICE(RdsService, envoy::service::route::v3::RouteDiscoveryService, StreamRoutes,
                       DeltaRoutes, FetchRoutes, xds::ResourceType::kRoute, "rds");
-WEFT_PER_TYPE_SERVICE(SdsService, envoy::service::secret::v3::SecretDiscoveryService,
-                      StreamSecrets, DeltaSecrets, FetchSecrets, xds::ResourceType::kSecret,
-                      "sds");
+WEFT_PER_TYPE_SERVICE(SdsService, envoy::service::secret::v3::SecretDiscoveryService, StreamSecrets,
+                      DeltaSecrets, FetchSecrets, xds::ResourceType::kSecret, "sds");
 #undef WEFT_PER_TYPE_SERVICE
 
 }  // namespace
@@ -308,8 +306,7 @@ grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* XdsServe
 
 grpc::ServerUnaryReactor* XdsServer::Impl::Fetch(grpc::CallbackServerContext* ctx,
                                                  const DiscoveryRequest* req,
-                                                 DiscoveryResponse* resp,
-                                                 xds::ResourceType type) {
+                                                 DiscoveryResponse* resp, xds::ResourceType type) {
   // REST-style fetch: a one-shot SotW exchange on a throwaway state machine.
   StreamState::Options o = MakeOptions(this, ctx, StreamState::Mode::kSotw, type, "fetch");
   StreamState state(std::move(o), cache_, nullptr, &RealClock::Get());

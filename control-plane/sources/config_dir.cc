@@ -24,6 +24,7 @@
 #include "common/validation.h"
 #include "common/xds/validate.h"
 #include "common/yaml_proto.h"
+#include "control-plane/model/model.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
 
 namespace weft::cp {
@@ -65,11 +66,13 @@ struct ParsedFile {
   uint64_t hash = 0;
   std::vector<std::string> errors;  // each "file:line: path: problem"
   std::vector<Item> items;
+  std::vector<config::v1::ConfigObject> objects;
 };
 
 struct FileEntry {
   ParsedFile parsed;
   std::vector<xds::ResourcePtr> last_good;
+  std::vector<config::v1::ConfigObject> last_good_objects;
   std::string logged_status;  // what we last logged, so steady state stays quiet
   bool fresh = true;          // parsed since the last time we logged
 };
@@ -138,8 +141,17 @@ std::string LocateParseError(const YamlDocument& doc, std::string_view message) 
 void ParseDocument(const YamlDocument& doc, ParsedFile* out,
                    std::map<ResourceKey, std::string>* seen) {
   if (doc.empty) return;
-  // A top-level `kind` marks Weft's own schema, which a different source handles.
-  if (doc.is_map && doc.lines.contains("kind")) return;
+  // A top-level `kind` marks Weft's own schema.
+  if (doc.is_map && doc.lines.contains("kind")) {
+    auto objects = ParseConfigDocuments({doc});
+    if (!objects.ok()) {
+      out->errors.emplace_back(objects.status().message().data(),
+                               objects.status().message().size());
+      return;
+    }
+    for (auto& o : *objects) out->objects.push_back(std::move(o));
+    return;
+  }
   if (!doc.is_map || !doc.lines.contains("resources")) {
     out->errors.push_back(DocumentKindError(doc));
     return;
@@ -367,6 +379,7 @@ class ConfigDirSourceImpl : public ConfigDirSource {
       if (errors.empty()) {
         entry.last_good.clear();
         for (const Item& item : entry.parsed.items) entry.last_good.push_back(item.resource);
+        entry.last_good_objects = entry.parsed.objects;
       } else {
         // One broken file can produce hundreds of errors; the first few are what helps.
         constexpr size_t kMaxErrors = 20;
@@ -376,6 +389,8 @@ class ConfigDirSourceImpl : public ConfigDirSource {
         if (extra > 0) absl::StrAppend(&status, "; and ", extra, " more errors");
         next.errors.push_back(ConfigFileError{path, status});
       }
+      next.objects.insert(next.objects.end(), entry.last_good_objects.begin(),
+                          entry.last_good_objects.end());
       // A rejected file keeps serving its last good resources, minus names an earlier file
       // now owns, so the published set never holds duplicates.
       for (const xds::ResourcePtr& r : entry.last_good) {
@@ -386,7 +401,7 @@ class ConfigDirSourceImpl : public ConfigDirSource {
       if (entry.fresh || status != entry.logged_status) {
         if (status.empty()) {
           WEFT_LOG(kInfo) << "config dir: accepted " << path << " (" << entry.parsed.items.size()
-                          << " resources)";
+                          << " resources, " << entry.parsed.objects.size() << " objects)";
         } else {
           WEFT_LOG(kWarning) << "config dir: rejected " << path << ": " << status
                              << (entry.last_good.empty() ? ""
@@ -409,8 +424,12 @@ class ConfigDirSourceImpl : public ConfigDirSource {
   }
 
   static bool SameContent(const ConfigDirState& a, const ConfigDirState& b) {
-    if (a.resources.size() != b.resources.size() || a.errors.size() != b.errors.size()) {
+    if (a.resources.size() != b.resources.size() || a.errors.size() != b.errors.size() ||
+        a.objects.size() != b.objects.size()) {
       return false;
+    }
+    for (size_t i = 0; i < a.objects.size(); ++i) {
+      if (DeterministicBytes(a.objects[i]) != DeterministicBytes(b.objects[i])) return false;
     }
     for (size_t i = 0; i < a.resources.size(); ++i) {
       const xds::Resource& x = *a.resources[i];

@@ -12,6 +12,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "common/xds/resource.h"
+#include "weft/config/v1/config.pb.h"
 
 namespace weft::cp {
 
@@ -23,6 +24,9 @@ struct ConfigFileError {
 struct ConfigDirState {
   // Every accepted resource across all files (last good version of each file).
   std::vector<xds::ResourcePtr> resources;
+  // Weft schema objects (documents with `kind`), parsed but not yet cross-validated: the
+  // config model checks them together with what the config API stored.
+  std::vector<config::v1::ConfigObject> objects;
   // Files currently rejected (their last good contents, if any, are still in `resources`).
   std::vector<ConfigFileError> errors;
   uint64_t generation = 0;  // bumps on every change
@@ -36,7 +40,7 @@ class ConfigDirSource {
   // Loads `dir` once (synchronously) and then watches it on a background thread, calling
   // `on_change` with the full state whenever the accepted resources or the error list change.
   static absl::StatusOr<std::unique_ptr<ConfigDirSource>> Create(std::string dir,
-                                                                Callback on_change);
+                                                                 Callback on_change);
   virtual ConfigDirState Current() const = 0;
 };
 

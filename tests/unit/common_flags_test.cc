@@ -22,8 +22,8 @@ TEST_CASE("FlagSet parses the usual forms and rejects unknown flags") {
   flags.String("addr", &addr, "address");
   flags.Int("n", &n, "count");
   flags.Bool("verbose", &verbose, "chatty");
-  REQUIRE(ParseArgs(flags, {"--addr=0.0.0.0:9", "-n", "7", "--noverbose", "pos1", "--", "--x"})
-              .ok());
+  REQUIRE(
+      ParseArgs(flags, {"--addr=0.0.0.0:9", "-n", "7", "--noverbose", "pos1", "--", "--x"}).ok());
   CHECK(addr == "0.0.0.0:9");
   CHECK(n == 7);
   CHECK_FALSE(verbose);

@@ -37,7 +37,10 @@ xds::ResourcePtr Cluster(const std::string& name, int timeout_s = 1) {
 xds::ResourcePtr Endpoints(const std::string& name, int port) {
   envoy::config::endpoint::v3::ClusterLoadAssignment cla;
   cla.set_cluster_name(name);
-  auto* sa = cla.add_endpoints()->add_lb_endpoints()->mutable_endpoint()->mutable_address()
+  auto* sa = cla.add_endpoints()
+                 ->add_lb_endpoints()
+                 ->mutable_endpoint()
+                 ->mutable_address()
                  ->mutable_socket_address();
   sa->set_address("127.0.0.1");
   sa->set_port_value(port);
@@ -188,8 +191,8 @@ TEST_CASE("SotW: a changed cluster re-sends its endpoints even when they are unc
   REQUIRE(s->OnSotwRequest(Sotw(ResourceType::kCluster, {}, cds.nonce(), cds.version_info())).ok());
   REQUIRE(s->OnSotwRequest(Sotw(ResourceType::kEndpoint, {"a"})).ok());
   REQUIRE(s->NextSotw(&eds));
-  REQUIRE(s->OnSotwRequest(Sotw(ResourceType::kEndpoint, {"a"}, eds.nonce(), eds.version_info()))
-              .ok());
+  REQUIRE(
+      s->OnSotwRequest(Sotw(ResourceType::kEndpoint, {"a"}, eds.nonce(), eds.version_info())).ok());
   DiscoveryResponse resp;
   CHECK_FALSE(s->NextSotw(&resp));
 
@@ -216,11 +219,12 @@ TEST_CASE("SotW: pushes go CDS, EDS, LDS, RDS when everything changes at once") 
   std::vector<std::string> order;
   while (s->NextSotw(&resp)) {
     order.push_back(resp.type_url());
-    REQUIRE(s->OnSotwRequest(Sotw(xds::ResourceTypeFromUrl(resp.type_url()).value(),
-                                  resp.type_url() == xds::kRouteTypeUrl      ? std::vector<std::string>{"r"}
-                                  : resp.type_url() == xds::kEndpointTypeUrl ? std::vector<std::string>{"c"}
-                                                                             : std::vector<std::string>{},
-                                  resp.nonce(), resp.version_info()))
+    REQUIRE(s->OnSotwRequest(
+                 Sotw(xds::ResourceTypeFromUrl(resp.type_url()).value(),
+                      resp.type_url() == xds::kRouteTypeUrl      ? std::vector<std::string>{"r"}
+                      : resp.type_url() == xds::kEndpointTypeUrl ? std::vector<std::string>{"c"}
+                                                                 : std::vector<std::string>{},
+                      resp.nonce(), resp.version_info()))
                 .ok());
   }
   CHECK(order.size() == 4);
@@ -265,8 +269,8 @@ TEST_CASE("Delta: only changes go out, deletions as removed_resources") {
   s->OnSnapshotChanged();
   REQUIRE(s->NextDelta(&resp));
   CHECK(resp.resources().empty());
-  CHECK(std::vector<std::string>(resp.removed_resources().begin(), resp.removed_resources().end()) ==
-        std::vector<std::string>{"b"});
+  CHECK(std::vector<std::string>(resp.removed_resources().begin(),
+                                 resp.removed_resources().end()) == std::vector<std::string>{"b"});
   CHECK_FALSE(s->NextDelta(&resp));
 }
 
@@ -288,8 +292,8 @@ TEST_CASE("Delta: reconnect with initial_resource_versions gets only what differ
   REQUIRE(second->OnDeltaRequest(req).ok());
   REQUIRE(second->NextDelta(&resp));
   CHECK(Names(resp) == std::vector<std::string>{"b", "d"});
-  CHECK(std::vector<std::string>(resp.removed_resources().begin(), resp.removed_resources().end()) ==
-        std::vector<std::string>{"c"});
+  CHECK(std::vector<std::string>(resp.removed_resources().begin(),
+                                 resp.removed_resources().end()) == std::vector<std::string>{"c"});
 }
 
 TEST_CASE("Delta: a re-subscribe is answered even if the client already has it") {
@@ -347,7 +351,8 @@ TEST_CASE("push-to-ACK time is measured with the stream's clock") {
   REQUIRE(s->OnSotwRequest(Sotw(ResourceType::kCluster)).ok());
   REQUIRE(s->NextSotw(&resp));
   f.clock.Advance(std::chrono::milliseconds(42));
-  REQUIRE(s->OnSotwRequest(Sotw(ResourceType::kCluster, {}, resp.nonce(), resp.version_info())).ok());
+  REQUIRE(
+      s->OnSotwRequest(Sotw(ResourceType::kCluster, {}, resp.nonce(), resp.version_info())).ok());
   std::string json;
   s->AppendJson(&json);
   CHECK(json.find("\"last_push_to_ack_ms\":42.000") != std::string::npos);

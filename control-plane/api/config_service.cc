@@ -1,0 +1,186 @@
+#include "control-plane/api/config_service.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <condition_variable>
+#include <deque>
+
+#include "absl/strings/str_cat.h"
+#include "common/json.h"
+#include "common/strings.h"
+#include "control-plane/api/config_model.h"
+#include "control-plane/cache/snapshot_cache.h"
+#include "control-plane/server/xds_server.h"
+#include "google/protobuf/util/json_util.h"
+#include "weft/config/v1/config_service.grpc.pb.h"
+
+namespace weft::cp {
+namespace {
+
+using namespace config::v1;  // NOLINT: the service's message types
+
+grpc::Status ToGrpc(const absl::Status& s) {
+  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
+  switch (s.code()) {
+    case absl::StatusCode::kOk:
+      return grpc::Status::OK;
+    case absl::StatusCode::kInvalidArgument:
+      code = grpc::StatusCode::INVALID_ARGUMENT;
+      break;
+    case absl::StatusCode::kNotFound:
+      code = grpc::StatusCode::NOT_FOUND;
+      break;
+    case absl::StatusCode::kFailedPrecondition:
+      code = grpc::StatusCode::FAILED_PRECONDITION;
+      break;
+    case absl::StatusCode::kOutOfRange:
+      code = grpc::StatusCode::OUT_OF_RANGE;
+      break;
+    case absl::StatusCode::kUnavailable:
+      code = grpc::StatusCode::UNAVAILABLE;
+      break;
+    default:
+      code = grpc::StatusCode::INTERNAL;
+  }
+  return grpc::Status(code, std::string(s.message()));
+}
+
+class ConfigServiceImpl final : public ConfigService::Service {
+ public:
+  explicit ConfigServiceImpl(ConfigServiceDeps deps) : d_(deps) {}
+
+  grpc::Status Apply(grpc::ServerContext*, const ApplyRequest* req, ApplyResponse* resp) override {
+    std::vector<ConfigObject> objects(req->objects().begin(), req->objects().end());
+    auto r = d_.model->Apply(objects, req->dry_run());
+    if (!r.ok()) return ToGrpc(r.status());
+    *resp = *std::move(r);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Delete(grpc::ServerContext*, const DeleteRequest* req,
+                      DeleteResponse* resp) override {
+    auto r = d_.model->Delete({req->keys().begin(), req->keys().end()});
+    if (!r.ok()) return ToGrpc(r.status());
+    *resp = *std::move(r);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Get(grpc::ServerContext*, const GetRequest* req, GetResponse* resp) override {
+    auto r = d_.model->Get(req->key());
+    if (!r.ok()) return ToGrpc(r.status());
+    *resp->mutable_object() = *std::move(r);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status List(grpc::ServerContext*, const ListRequest* req, ListResponse* resp) override {
+    *resp = d_.model->List(req->kind(), req->namespace_());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Watch(grpc::ServerContext* ctx, const WatchRequest* req,
+                     grpc::ServerWriter<config::v1::WatchEvent>* writer) override {
+    std::mutex mu;
+    std::condition_variable cv;
+    std::deque<config::v1::WatchEvent> queue;
+    auto watch = d_.store->WatchFrom(
+        req->from_revision(), kStorePrefix, [&](const std::vector<cp::WatchEvent>& events) {
+          std::lock_guard lock(mu);
+          for (const cp::WatchEvent& e : events) {
+            config::v1::WatchEvent out;
+            out.set_revision(e.kv.mod_revision);
+            out.set_type(e.type == cp::WatchEvent::kPut ? config::v1::WatchEvent::PUT
+                                                        : config::v1::WatchEvent::DELETE);
+            out.set_key(e.kv.key.substr(kStorePrefix.size()));
+            if (e.type == cp::WatchEvent::kPut) out.mutable_object()->ParseFromString(e.kv.value);
+            queue.push_back(std::move(out));
+          }
+          cv.notify_all();
+        });
+    if (!watch.ok()) return ToGrpc(watch.status());
+    while (!ctx->IsCancelled()) {
+      std::unique_lock lock(mu);
+      cv.wait_for(lock, std::chrono::milliseconds(200), [&] { return !queue.empty(); });
+      while (!queue.empty()) {
+        config::v1::WatchEvent e = std::move(queue.front());
+        queue.pop_front();
+        lock.unlock();
+        if (!writer->Write(e)) return grpc::Status::CANCELLED;
+        lock.lock();
+      }
+    }
+    return grpc::Status::CANCELLED;
+  }
+
+  grpc::Status Status(grpc::ServerContext*, const StatusRequest* req,
+                      StatusResponse* resp) override {
+    resp->set_revision(d_.model->revision());
+    resp->set_published_revision(d_.publisher->PublishedRevision("model"));
+    std::string error = d_.publisher->last_error();
+    if (error.empty()) error = d_.model->last_error();
+    resp->set_publish_error(error);
+    for (const StreamSummary& s : d_.xds->Summaries()) {
+      if (!req->node_id().empty() && s.node_id != req->node_id()) continue;
+      ProxyStatus* p = resp->add_proxies();
+      p->set_node_id(s.node_id);
+      p->set_cluster(s.cluster);
+      p->set_mode(s.mode);
+      p->set_peer(s.peer);
+      p->set_stream_id(s.stream_id);
+      p->set_in_sync(s.in_sync);
+      for (const StreamSummary::Type& t : s.types) {
+        ResourceTypeStatus* ts = p->add_types();
+        ts->set_type(std::string(xds::ShortName(t.type)));
+        ts->set_sent_version(t.sent_version);
+        ts->set_acked_version(t.acked_version);
+        ts->set_awaiting_ack(t.awaiting_ack);
+        ts->set_nack_error(t.nack_error);
+        ts->set_last_push_to_ack_ms(t.last_push_to_ack_ms);
+        ts->set_resources(t.resources);
+      }
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status ProxyConfig(grpc::ServerContext*, const ProxyConfigRequest* req,
+                           ProxyConfigResponse* resp) override {
+    for (const StreamSummary& s : d_.xds->Summaries()) {
+      if (s.node_id != req->node_id()) continue;
+      SnapshotPtr snap = d_.cache->ForNode(s.node_id, s.cluster);
+      std::string out = absl::StrCat("{\"node_id\":", JsonString(s.node_id),
+                                     ",\"stream_id\":", s.stream_id, ",\"resources\":{");
+      bool first_type = true;
+      for (const StreamSummary::Type& t : s.types) {
+        if (!first_type) out.push_back(',');
+        first_type = false;
+        absl::StrAppend(&out, JsonString(xds::ShortName(t.type)), ":[");
+        bool first = true;
+        for (const std::string& name : t.sent_names) {
+          const xds::Resource* r = snap->Find(t.type, name);
+          if (r == nullptr) continue;
+          std::string json;
+          if (!google::protobuf::util::MessageToJsonString(r->body, &json).ok()) continue;
+          if (!first) out.push_back(',');
+          first = false;
+          out += json;
+        }
+        out += "]";
+      }
+      out += "}}";
+      resp->set_json(std::move(out));
+      return grpc::Status::OK;
+    }
+    return grpc::Status(grpc::StatusCode::NOT_FOUND,
+                        absl::StrCat("no connected proxy with node id \"", req->node_id(), "\""));
+  }
+
+ private:
+  ConfigServiceDeps d_;
+};
+
+}  // namespace
+
+std::unique_ptr<grpc::Service> NewConfigService(ConfigServiceDeps deps) {
+  return std::make_unique<ConfigServiceImpl>(deps);
+}
+
+}  // namespace weft::cp

@@ -1,0 +1,1622 @@
+#include "control-plane/model/model.h"
+
+#include <arpa/inet.h>
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <map>
+#include <optional>
+#include <set>
+#include <tuple>
+#include <utility>
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/proto_util.h"
+#include "common/strings.h"
+#include "common/validation.h"
+#include "common/xds/validate.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/filters/http/router/v3/router.pb.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
+#include "re2/re2.h"
+
+namespace weft::cp {
+namespace {
+
+namespace cfg = ::weft::config::v1;
+namespace ec = ::envoy::config;
+using HttpConnectionManager =
+    ::envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+using ::envoy::extensions::filters::http::router::v3::Router;
+using ::google::protobuf::Any;
+using ::google::protobuf::Duration;
+using Scope = ValidationErrors::Scope;
+
+constexpr std::string_view kKinds = "Service, Route, Policy or AuthorizationPolicy";
+constexpr uint64_t kMaxRingSize = 8388608;  // Envoy's limit
+constexpr uint32_t kMaxRetries = 100;       // same cap as the proxy's validator
+constexpr std::string_view kAnyDomain = "*";
+
+std::string Indexed(std::string_view field, size_t i) {
+  return absl::StrCat(Sv(field), "[", i, "]");
+}
+
+std::string NamespaceOf(const std::string& ns) {
+  return ns.empty() ? std::string(kDefaultNamespace) : ns;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Small checks
+
+re2::StringPiece Rs(std::string_view s) { return re2::StringPiece(s.data(), s.size()); }
+
+bool IsDnsLabel(std::string_view s) {
+  static const RE2 kLabel("[a-z0-9]([-a-z0-9]*[a-z0-9])?");
+  return s.size() <= 63 && RE2::FullMatch(Rs(s), kLabel);
+}
+
+void CheckDnsLabel(const std::string& value, std::string_view field, ValidationErrors* errors) {
+  if (value.empty()) {
+    errors->AddAt(field, "must not be empty");
+  } else if (!IsDnsLabel(value)) {
+    errors->AddAt(field, absl::StrCat("invalid name \"", value,
+                                      "\": must be a DNS label (lower-case letters, digits and "
+                                      "'-', at most 63 characters)"));
+  }
+}
+
+bool IsHostname(std::string_view s) {
+  static const RE2 kHost(
+      "[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?(\\.[A-Za-z0-9]([-A-Za-z0-9]*[A-Za-z0-9])?)*\\.?");
+  if (s.empty() || s.size() > 253 || !RE2::FullMatch(Rs(s), kHost)) return false;
+  size_t start = 0;
+  while (start < s.size()) {
+    size_t dot = s.find('.', start);
+    if (dot == std::string_view::npos) dot = s.size();
+    if (dot - start > 63) return false;
+    start = dot + 1;
+  }
+  return true;
+}
+
+bool IsIpLiteral(const std::string& s) {
+  unsigned char buf[16];
+  return inet_pton(AF_INET, s.c_str(), buf) == 1 || inet_pton(AF_INET6, s.c_str(), buf) == 1;
+}
+
+bool IsValidDuration(const Duration& d) {
+  return d.nanos() > -1000000000 && d.nanos() < 1000000000 &&
+         !((d.seconds() > 0 && d.nanos() < 0) || (d.seconds() < 0 && d.nanos() > 0));
+}
+
+void CheckPositiveDuration(bool has, const Duration& d, std::string_view field,
+                           ValidationErrors* errors) {
+  if (!has) return;
+  if (!IsValidDuration(d) || d.seconds() < 0 || (d.seconds() == 0 && d.nanos() <= 0)) {
+    errors->AddAt(field, "must be greater than 0");
+  }
+}
+
+void CheckRegex(const std::string& pattern, std::string_view field, ValidationErrors* errors) {
+  if (pattern.empty()) {
+    errors->AddAt(field, "must not be empty");
+    return;
+  }
+  RE2 re(pattern, RE2::Quiet);
+  if (!re.ok()) {
+    errors->AddAt(field, absl::StrCat("invalid regex \"", pattern, "\": ", re.error()));
+  }
+}
+
+// RFC 7230 token characters; Envoy refuses anything else in a header name.
+bool IsHeaderName(std::string_view s) {
+  static const RE2 kToken("[A-Za-z0-9!#$%&'*+.^_`|~-]+");
+  return RE2::FullMatch(Rs(s), kToken);
+}
+
+void CheckHeaderName(const std::string& name, std::string_view field, ValidationErrors* errors) {
+  if (name.empty()) {
+    errors->AddAt(field, "must not be empty");
+  } else if (!IsHeaderName(name)) {
+    errors->AddAt(field, absl::StrCat("invalid header name \"", name, "\""));
+  }
+}
+
+// Route host: a domain with '*' only as its first or last character, optionally ":port".
+bool IsRouteHost(const std::string& h) {
+  static const RE2 kChars("[A-Za-z0-9.*:\\[\\]-]+");
+  if (h.empty() || !RE2::FullMatch(h, kChars)) return false;
+  size_t star = h.find('*');
+  if (star == std::string::npos || h == "*") return true;
+  if (h.find('*', star + 1) != std::string::npos) return false;
+  return star == 0 || star == h.size() - 1;
+}
+
+const std::set<std::string>& KnownRetryOn() {
+  static const auto* kSet = new std::set<std::string>{"5xx",
+                                                      "gateway-error",
+                                                      "reset",
+                                                      "connect-failure",
+                                                      "envoy-ratelimited",
+                                                      "retriable-4xx",
+                                                      "refused-stream",
+                                                      "retriable-status-codes",
+                                                      "retriable-headers",
+                                                      "http3-post-connect-failure",
+                                                      "cancelled",
+                                                      "deadline-exceeded",
+                                                      "internal",
+                                                      "resource-exhausted",
+                                                      "unavailable"};
+  return *kSet;
+}
+constexpr std::string_view kDefaultRetryOn =
+    "connect-failure,refused-stream,unavailable,cancelled,5xx";
+
+// ---------------------------------------------------------------------------------------------
+// The object set, indexed.
+
+struct ServiceInfo {
+  const cfg::Service* service = nullptr;
+  std::string ns;
+  std::string key;
+  const cfg::Policy* policy = nullptr;
+  std::string policy_key;
+
+  const cfg::ServicePort* Port(uint32_t port) const {
+    for (const auto& p : service->ports()) {
+      if (p.port() == port) return &p;
+    }
+    return nullptr;
+  }
+  std::string PortList() const {
+    std::vector<uint32_t> ports;
+    for (const auto& p : service->ports()) ports.push_back(p.port());
+    return absl::StrJoin(ports, ", ");
+  }
+};
+
+struct RouteInfo {
+  const cfg::Route* route = nullptr;
+  std::string ns;
+  std::string key;
+};
+
+// A Route rule attached to a service port or a foreign host, remembered with where it came
+// from so xDS validation errors can be blamed on it.
+struct AttachedRule {
+  const RouteInfo* route;
+  int index;
+};
+
+struct Index {
+  std::map<std::pair<std::string, std::string>, ServiceInfo> services;  // (ns, name)
+  std::vector<RouteInfo> routes;                                        // sorted by key
+
+  const ServiceInfo* FindService(const std::string& ns, const std::string& name) const {
+    auto it = services.find({ns, name});
+    return it == services.end() ? nullptr : &it->second;
+  }
+};
+
+// A Route host resolved to a service (port 0: every port).
+struct HostRef {
+  const ServiceInfo* service = nullptr;
+  uint32_t port = 0;
+};
+
+// Route hosts name services as "name", "name.namespace", optionally with ":port"; a bare name
+// means a service in the route's own namespace. Anything else is a foreign host.
+std::optional<HostRef> ResolveHost(const Index& index, const std::string& host,
+                                   const std::string& route_ns, bool* bad_port) {
+  *bad_port = false;
+  std::string name = host;
+  uint32_t port = 0;
+  size_t colon = host.rfind(':');
+  if (colon != std::string::npos) {
+    std::string digits = host.substr(colon + 1);
+    if (digits.empty() || digits.size() > 5 ||
+        digits.find_first_not_of("0123456789") != std::string::npos) {
+      return std::nullopt;
+    }
+    if (!absl::SimpleAtoi(Sv(digits), &port)) return std::nullopt;
+    name = host.substr(0, colon);
+  }
+  const ServiceInfo* svc = nullptr;
+  size_t dot = name.find('.');
+  if (dot == std::string::npos) {
+    svc = index.FindService(route_ns, name);
+  } else {
+    svc = index.FindService(name.substr(dot + 1), name.substr(0, dot));
+  }
+  if (svc == nullptr) return std::nullopt;
+  if (port != 0 && svc->Port(port) == nullptr) {
+    *bad_port = true;
+    return std::nullopt;
+  }
+  return HostRef{svc, port};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Structural validation
+
+class Validator {
+ public:
+  Validator(const std::vector<cfg::ConfigObject>& objects, ValidationErrors* errors)
+      : objects_(objects), errors_(errors) {}
+
+  // Builds the index (also used by the translation) and validates every object.
+  void Run(Index* index) {
+    std::map<std::string, size_t> keys;
+    for (size_t i = 0; i < objects_.size(); ++i) {
+      const cfg::ConfigObject& o = objects_[i];
+      if (o.object_case() == cfg::ConfigObject::OBJECT_NOT_SET) {
+        errors_->AddAt(Indexed("objects", i),
+                       absl::StrCat("one of service, route, policy or authorization_policy "
+                                    "must be set"));
+        continue;
+      }
+      std::string key = ObjectKey(o);
+      if (auto [it, inserted] = keys.emplace(key, i); !inserted) {
+        errors_->AddAt(
+            key, absl::StrCat("duplicate object (objects[", it->second, "] and objects[", i, "])"));
+        continue;
+      }
+      if (o.has_service()) {
+        ServiceInfo info;
+        info.service = &o.service();
+        info.ns = NamespaceOf(o.service().namespace_());
+        info.key = key;
+        index->services.emplace(std::make_pair(info.ns, o.service().name()), info);
+      } else if (o.has_route()) {
+        index->routes.push_back(RouteInfo{&o.route(), NamespaceOf(o.route().namespace_()), key});
+      }
+    }
+    std::sort(index->routes.begin(), index->routes.end(),
+              [](const RouteInfo& a, const RouteInfo& b) { return a.key < b.key; });
+    index_ = index;
+
+    // Objects in key order so the error list does not depend on input order.
+    std::map<std::string, const cfg::ConfigObject*> sorted;
+    for (const auto& o : objects_) {
+      if (o.object_case() != cfg::ConfigObject::OBJECT_NOT_SET) sorted.emplace(ObjectKey(o), &o);
+    }
+    for (const auto& [key, o] : sorted) {
+      Scope s(errors_, key);
+      switch (o->object_case()) {
+        case cfg::ConfigObject::kService:
+          ValidateService(o->service());
+          break;
+        case cfg::ConfigObject::kRoute:
+          ValidateRoute(o->route());
+          break;
+        case cfg::ConfigObject::kPolicy:
+          ValidatePolicy(o->policy(), key);
+          break;
+        case cfg::ConfigObject::kAuthorizationPolicy:
+          ValidateAuthorizationPolicy(o->authorization_policy());
+          break;
+        case cfg::ConfigObject::OBJECT_NOT_SET:
+          break;
+      }
+    }
+  }
+
+ private:
+  void ValidateMeta(const std::string& name, const std::string& ns) {
+    CheckDnsLabel(name, "name", errors_);
+    if (!ns.empty()) CheckDnsLabel(ns, "namespace", errors_);
+  }
+
+  void ValidateService(const cfg::Service& s) {
+    ValidateMeta(s.name(), s.namespace_());
+    if (s.ports_size() == 0) errors_->AddAt("ports", "must list at least one port");
+    std::map<uint32_t, int> ports;
+    std::map<std::string, int> port_names;
+    for (int i = 0; i < s.ports_size(); ++i) {
+      Scope ps(errors_, Indexed("ports", i));
+      const cfg::ServicePort& p = s.ports(i);
+      if (p.port() < 1 || p.port() > 65535) {
+        errors_->AddAt("port", absl::StrCat("must be in 1..65535, got ", p.port()));
+      } else if (auto [it, inserted] = ports.emplace(p.port(), i); !inserted) {
+        errors_->AddAt(
+            "port", absl::StrCat("duplicate port ", p.port(), " (also ports[", it->second, "])"));
+      }
+      if (!cfg::ServicePort::Protocol_IsValid(p.protocol())) {
+        errors_->AddAt("protocol", absl::StrCat("unknown value ", p.protocol()));
+      }
+      if (!p.name().empty()) {
+        CheckDnsLabel(p.name(), "name", errors_);
+        if (auto [it, inserted] = port_names.emplace(p.name(), i); !inserted) {
+          errors_->AddAt("name", absl::StrCat("duplicate port name \"", p.name(), "\" (also ports[",
+                                              it->second, "])"));
+        }
+      }
+    }
+    std::map<std::tuple<std::string, uint32_t, uint32_t>, int> seen;
+    std::map<uint32_t, std::set<uint32_t>> priorities;  // service port -> priorities
+    for (int i = 0; i < s.endpoints_size(); ++i) {
+      Scope es(errors_, Indexed("endpoints", i));
+      const cfg::Endpoint& e = s.endpoints(i);
+      if (e.address().empty()) {
+        errors_->AddAt("address", "must not be empty");
+      } else if (!IsIpLiteral(e.address()) && !IsHostname(e.address())) {
+        errors_->AddAt("address", absl::StrCat("invalid address \"", e.address(),
+                                               "\": expected an IPv4 or IPv6 literal or a "
+                                               "hostname"));
+      }
+      if (e.port() < 1 || e.port() > 65535) {
+        errors_->AddAt("port", absl::StrCat("must be in 1..65535, got ", e.port()));
+      }
+      if (e.has_weight() && e.weight() < 1) errors_->AddAt("weight", "must be at least 1");
+      if (!cfg::Endpoint::Health_IsValid(e.health())) {
+        errors_->AddAt("health", absl::StrCat("unknown value ", e.health()));
+      }
+      uint32_t service_port = 0;
+      if (e.has_service_port()) {
+        if (!ports.contains(e.service_port())) {
+          errors_->AddAt("service_port", absl::StrCat("unknown service port ", e.service_port(),
+                                                      " (ports: ", PortList(s), ")"));
+        } else {
+          service_port = e.service_port();
+        }
+      } else if (s.ports_size() > 1) {
+        errors_->AddAt("service_port", "required when the service has several ports");
+      } else if (s.ports_size() == 1) {
+        service_port = s.ports(0).port();
+      }
+      if (service_port != 0) priorities[service_port].insert(e.priority());
+      auto [it, inserted] = seen.emplace(std::make_tuple(e.address(), e.port(), service_port), i);
+      if (!inserted) {
+        errors_->Add(absl::StrCat("duplicate endpoint ", e.address(), ":", e.port(),
+                                  " (also endpoints[", it->second, "])"));
+      }
+    }
+    // Envoy and gRPC both NACK a load assignment whose priorities have a gap.
+    for (const auto& [port, prios] : priorities) {
+      uint32_t expected = 0;
+      for (uint32_t p : prios) {
+        if (p != expected) {
+          errors_->AddAt("endpoints",
+                         absl::StrCat("priorities must be contiguous from 0; priority ", expected,
+                                      " is missing (service port ", port, ")"));
+          break;
+        }
+        ++expected;
+      }
+    }
+  }
+
+  static std::string PortList(const cfg::Service& s) {
+    std::vector<uint32_t> ports;
+    for (const auto& p : s.ports()) ports.push_back(p.port());
+    return absl::StrJoin(ports, ", ");
+  }
+
+  void ValidateRoute(const cfg::Route& r) {
+    ValidateMeta(r.name(), r.namespace_());
+    const std::string ns = NamespaceOf(r.namespace_());
+    if (r.hosts_size() == 0) errors_->AddAt("hosts", "must list at least one host");
+    std::set<std::string> hosts;
+    for (int i = 0; i < r.hosts_size(); ++i) {
+      const std::string& h = r.hosts(i);
+      std::string field = Indexed("hosts", i);
+      if (!IsRouteHost(h)) {
+        errors_->AddAt(field, absl::StrCat("invalid host \"", h,
+                                           "\": a domain (with '*' only first or last) and an "
+                                           "optional :port"));
+        continue;
+      }
+      if (!hosts.insert(h).second) {
+        errors_->AddAt(field, absl::StrCat("duplicate host \"", h, "\""));
+      }
+      bool bad_port = false;
+      ResolveHost(*index_, h, ns, &bad_port);
+      if (bad_port) {
+        errors_->AddAt(field, absl::StrCat("host \"", h, "\" names a port its service lacks"));
+      }
+    }
+    if (r.rules_size() == 0) errors_->AddAt("rules", "must list at least one rule");
+    for (int i = 0; i < r.rules_size(); ++i) {
+      Scope rs(errors_, Indexed("rules", i));
+      ValidateRule(r.rules(i), ns);
+    }
+  }
+
+  void ValidateRule(const cfg::RouteRule& rule, const std::string& ns) {
+    std::vector<std::string> actions;
+    if (rule.destinations_size() > 0) actions.push_back("destinations");
+    if (rule.has_redirect()) actions.push_back("redirect");
+    if (rule.has_direct_response()) actions.push_back("direct_response");
+    if (actions.empty()) {
+      errors_->Add("one of destinations, redirect or direct_response must be set");
+    } else if (actions.size() > 1) {
+      errors_->Add(
+          absl::StrCat("only one of destinations, redirect or direct_response may be set, "
+                       "got ",
+                       absl::StrJoin(actions, " and ")));
+    }
+    const bool forwards = rule.destinations_size() > 0;
+    bool prefix_match = !rule.match().has_path() || rule.match().path().has_prefix();
+
+    if (rule.has_match()) {
+      Scope ms(errors_, "match");
+      const cfg::RouteMatch& m = rule.match();
+      if (m.has_path()) {
+        Scope ps(errors_, "path");
+        const cfg::PathMatch& p = m.path();
+        switch (p.kind_case()) {
+          case cfg::PathMatch::kPrefix:
+            if (!p.prefix().empty() && p.prefix()[0] != '/') {
+              errors_->AddAt("prefix", "must start with '/'");
+            }
+            break;
+          case cfg::PathMatch::kExact:
+            if (p.exact().empty() || p.exact()[0] != '/') {
+              errors_->AddAt("exact", "must start with '/'");
+            }
+            break;
+          case cfg::PathMatch::kRegex:
+            CheckRegex(p.regex(), "regex", errors_);
+            break;
+          case cfg::PathMatch::KIND_NOT_SET:
+            errors_->Add("one of prefix, exact or regex must be set");
+            break;
+        }
+      }
+      for (int i = 0; i < m.headers_size(); ++i) {
+        Scope hs(errors_, Indexed("headers", i));
+        const cfg::HeaderMatch& h = m.headers(i);
+        CheckHeaderName(h.name(), "name", errors_);
+        if (h.kind_case() == cfg::HeaderMatch::kRegex) CheckRegex(h.regex(), "regex", errors_);
+        if (h.kind_case() == cfg::HeaderMatch::KIND_NOT_SET) {
+          errors_->Add("one of exact, prefix, regex or present must be set");
+        }
+      }
+      for (int i = 0; i < m.query_size(); ++i) {
+        Scope qs(errors_, Indexed("query", i));
+        const cfg::QueryMatch& q = m.query(i);
+        if (q.name().empty()) errors_->AddAt("name", "must not be empty");
+        switch (q.kind_case()) {
+          case cfg::QueryMatch::kRegex:
+            CheckRegex(q.regex(), "regex", errors_);
+            break;
+          case cfg::QueryMatch::kPresent:
+            // Envoy's query matcher has no "absent" form.
+            if (!q.present()) errors_->AddAt("present", "only true is supported");
+            break;
+          case cfg::QueryMatch::KIND_NOT_SET:
+            errors_->Add("one of exact, regex or present must be set");
+            break;
+          default:
+            break;
+        }
+      }
+    }
+
+    uint64_t weight_sum = 0;
+    for (int i = 0; i < rule.destinations_size(); ++i) {
+      Scope ds(errors_, Indexed("destinations", i));
+      const cfg::Destination& d = rule.destinations(i);
+      weight_sum += d.has_weight() ? d.weight() : 1;
+      if (d.service().empty()) {
+        errors_->AddAt("service", "must not be empty");
+        continue;
+      }
+      const ServiceInfo* svc = index_->FindService(ns, d.service());
+      if (svc == nullptr) {
+        errors_->AddAt("service", absl::StrCat("unknown service \"", d.service(), "\""));
+        continue;
+      }
+      const cfg::ServicePort* port = nullptr;
+      if (d.has_port()) {
+        port = svc->Port(d.port());
+        if (port == nullptr) {
+          errors_->AddAt("port", absl::StrCat("service \"", d.service(), "\" has no port ",
+                                              d.port(), " (ports: ", svc->PortList(), ")"));
+        }
+      } else if (svc->service->ports_size() > 1) {
+        errors_->AddAt("port", absl::StrCat("required because service \"", d.service(),
+                                            "\" has several ports (", svc->PortList(), ")"));
+      } else if (svc->service->ports_size() == 1) {
+        port = &svc->service->ports(0);
+      }
+      if (port != nullptr && port->protocol() == cfg::ServicePort::TCP) {
+        errors_->AddAt("port", absl::StrCat("port ", port->port(), " of service \"", d.service(),
+                                            "\" is TCP; routes need an HTTP, HTTP2 or GRPC port"));
+      }
+    }
+    if (rule.destinations_size() > 0 && weight_sum == 0) {
+      errors_->AddAt("destinations", "weights must sum to more than 0");
+    } else if (weight_sum > std::numeric_limits<uint32_t>::max()) {
+      errors_->AddAt("destinations", "weights must sum to less than 2^32");
+    }
+
+    if (rule.has_redirect()) {
+      Scope rs(errors_, "redirect");
+      const cfg::Redirect& rd = rule.redirect();
+      uint32_t code = rd.response_code();
+      if (code != 0 && code != 301 && code != 302 && code != 303 && code != 307 && code != 308) {
+        errors_->AddAt("response_code",
+                       absl::StrCat("must be 301, 302, 303, 307 or 308, got ", code));
+      }
+      if (!rd.path().empty() && !rd.prefix_rewrite().empty()) {
+        errors_->AddAt("prefix_rewrite", "cannot be combined with path");
+      }
+      if (!rd.path().empty() && rd.path()[0] != '/') errors_->AddAt("path", "must start with '/'");
+      if (!rd.prefix_rewrite().empty() && !prefix_match) {
+        errors_->AddAt("prefix_rewrite", "needs a prefix path match");
+      }
+      if (!rd.host().empty() && !IsHostname(rd.host())) {
+        errors_->AddAt("host", absl::StrCat("invalid host \"", rd.host(), "\""));
+      }
+    }
+    if (rule.has_direct_response()) {
+      uint32_t status = rule.direct_response().status();
+      if (status < 200 || status > 599) {
+        errors_->AddAt("direct_response.status", absl::StrCat("must be in 200..599, got ", status));
+      }
+    }
+    if (rule.has_rewrite()) {
+      Scope rw(errors_, "rewrite");
+      if (!forwards) errors_->Add("only valid with destinations");
+      if (rule.rewrite().has_prefix() && !prefix_match) {
+        errors_->AddAt("prefix", "needs a prefix path match");
+      }
+      if (!rule.rewrite().host().empty() && !IsRouteHost(rule.rewrite().host())) {
+        errors_->AddAt("host", absl::StrCat("invalid host \"", rule.rewrite().host(), "\""));
+      }
+    }
+    if (rule.has_timeout()) {
+      if (!forwards) errors_->AddAt("timeout", "only valid with destinations");
+      CheckPositiveDuration(true, rule.timeout(), "timeout", errors_);
+    }
+    if (rule.has_retries()) {
+      Scope rs(errors_, "retries");
+      const cfg::Retries& r = rule.retries();
+      if (!forwards) errors_->Add("only valid with destinations");
+      if (r.attempts() > kMaxRetries) {
+        errors_->AddAt("attempts",
+                       absl::StrCat("must be at most ", kMaxRetries, ", got ", r.attempts()));
+      }
+      CheckPositiveDuration(r.has_per_try_timeout(), r.per_try_timeout(), "per_try_timeout",
+                            errors_);
+      for (int i = 0; i < r.retry_on_size(); ++i) {
+        if (!KnownRetryOn().contains(r.retry_on(i))) {
+          errors_->AddAt(Indexed("retry_on", i),
+                         absl::StrCat("unknown retry condition \"", r.retry_on(i), "\" (expected ",
+                                      absl::StrJoin(KnownRetryOn(), ", "), ")"));
+        }
+      }
+    }
+    ValidateHeaderOps(rule.request_headers(), "request_headers");
+    ValidateHeaderOps(rule.response_headers(), "response_headers");
+  }
+
+  void ValidateHeaderOps(const cfg::HeaderOps& ops, std::string_view field) {
+    Scope s(errors_, field);
+    std::map<std::string, std::string> sorted_set(ops.set().begin(), ops.set().end());
+    std::map<std::string, std::string> sorted_add(ops.add().begin(), ops.add().end());
+    for (const auto& [k, v] : sorted_set) {
+      CheckHeaderName(k, absl::StrCat("set[\"", k, "\"]"), errors_);
+    }
+    for (const auto& [k, v] : sorted_add) {
+      CheckHeaderName(k, absl::StrCat("add[\"", k, "\"]"), errors_);
+    }
+    for (int i = 0; i < ops.remove_size(); ++i) {
+      CheckHeaderName(ops.remove(i), Indexed("remove", i), errors_);
+    }
+  }
+
+  void ValidatePolicy(const cfg::Policy& p, const std::string& key) {
+    ValidateMeta(p.name(), p.namespace_());
+    const std::string ns = NamespaceOf(p.namespace_());
+    if (p.service().empty()) {
+      errors_->AddAt("service", "must not be empty");
+    } else if (const ServiceInfo* svc = index_->FindService(ns, p.service()); svc == nullptr) {
+      errors_->AddAt("service", absl::StrCat("unknown service \"", p.service(), "\""));
+    } else {
+      auto& info = index_->services.at({ns, p.service()});
+      if (info.policy != nullptr) {
+        errors_->AddAt("service",
+                       absl::StrCat("service \"", p.service(), "\" already has ", info.policy_key));
+      } else {
+        info.policy = &p;
+        info.policy_key = key;
+      }
+    }
+    if (p.has_lb()) {
+      Scope ls(errors_, "lb");
+      const cfg::LoadBalancer& lb = p.lb();
+      using A = cfg::LoadBalancer;
+      const int alg = lb.algorithm();
+      if (!A::Algorithm_IsValid(alg)) {
+        errors_->AddAt("algorithm", absl::StrCat("unknown value ", alg));
+      }
+      // With an unknown algorithm, "only valid with X" would only add noise.
+      const bool known = A::Algorithm_IsValid(alg);
+      auto needs = [&](std::string_view field, std::string_view which) {
+        if (known) errors_->AddAt(field, absl::StrCat("only valid with algorithm ", Sv(which)));
+      };
+      if (lb.has_ring_hash()) {
+        if (alg != A::RING_HASH) needs("ring_hash", "RING_HASH");
+        const cfg::RingHash& rh = lb.ring_hash();
+        if (rh.has_min_ring_size() &&
+            (rh.min_ring_size() < 1 || rh.min_ring_size() > kMaxRingSize)) {
+          errors_->AddAt("ring_hash.min_ring_size", absl::StrCat("must be in 1..", kMaxRingSize));
+        }
+        if (rh.has_max_ring_size() &&
+            (rh.max_ring_size() < 1 || rh.max_ring_size() > kMaxRingSize)) {
+          errors_->AddAt("ring_hash.max_ring_size", absl::StrCat("must be in 1..", kMaxRingSize));
+        }
+        if (rh.has_min_ring_size() && rh.has_max_ring_size() &&
+            rh.min_ring_size() > rh.max_ring_size()) {
+          errors_->AddAt("ring_hash.min_ring_size", "must not exceed max_ring_size");
+        }
+      }
+      if (lb.has_hash_on()) {
+        Scope hs(errors_, "hash_on");
+        if (known && alg != A::RING_HASH && alg != A::MAGLEV) {
+          errors_->Add("only valid with algorithm RING_HASH or MAGLEV");
+        }
+        const cfg::HashOn& h = lb.hash_on();
+        switch (h.kind_case()) {
+          case cfg::HashOn::kHeader:
+            CheckHeaderName(h.header(), "header", errors_);
+            break;
+          case cfg::HashOn::kCookie:
+            if (h.cookie().empty()) errors_->AddAt("cookie", "must not be empty");
+            break;
+          case cfg::HashOn::kSourceIp:
+            if (!h.source_ip()) errors_->AddAt("source_ip", "only true is meaningful");
+            break;
+          case cfg::HashOn::KIND_NOT_SET:
+            errors_->Add("one of header, cookie or source_ip must be set");
+            break;
+        }
+      }
+      if (lb.has_least_request()) {
+        if (alg != A::LEAST_REQUEST && alg != A::LEAST_RESPONSE_TIME) {
+          needs("least_request", "LEAST_REQUEST or LEAST_RESPONSE_TIME");
+        }
+        const cfg::LeastRequest& lr = lb.least_request();
+        if (lr.has_choice_count() && lr.choice_count() < 2) {
+          errors_->AddAt("least_request.choice_count", "must be at least 2");
+        }
+        if (lr.has_active_request_bias() &&
+            (!std::isfinite(lr.active_request_bias()) || lr.active_request_bias() < 0)) {
+          errors_->AddAt("least_request.active_request_bias", "must be a number >= 0");
+        }
+      }
+      if (lb.has_slow_start_window()) {
+        if (known && (alg == A::RANDOM || alg == A::RING_HASH || alg == A::MAGLEV)) {
+          errors_->AddAt("slow_start_window",
+                         "only valid with ROUND_ROBIN, WEIGHTED_ROUND_ROBIN, LEAST_REQUEST or "
+                         "LEAST_RESPONSE_TIME");
+        }
+        CheckPositiveDuration(true, lb.slow_start_window(), "slow_start_window", errors_);
+      }
+      if (lb.has_panic_threshold_percent() && lb.panic_threshold_percent() > 100) {
+        errors_->AddAt("panic_threshold_percent",
+                       absl::StrCat("must be at most 100, got ", lb.panic_threshold_percent()));
+      }
+    }
+    if (p.has_health_check()) {
+      Scope hs(errors_, "health_check");
+      const cfg::HealthCheck& hc = p.health_check();
+      CheckPositiveDuration(hc.has_interval(), hc.interval(), "interval", errors_);
+      CheckPositiveDuration(hc.has_timeout(), hc.timeout(), "timeout", errors_);
+      if (hc.has_healthy_threshold() && hc.healthy_threshold() < 1) {
+        errors_->AddAt("healthy_threshold", "must be at least 1");
+      }
+      if (hc.has_unhealthy_threshold() && hc.unhealthy_threshold() < 1) {
+        errors_->AddAt("unhealthy_threshold", "must be at least 1");
+      }
+      int checkers = hc.has_http_path() + hc.has_grpc_service() + hc.tcp();
+      if (checkers != 1) errors_->Add("exactly one of http_path, grpc_service or tcp must be set");
+      if (hc.has_http_path() && (hc.http_path().empty() || hc.http_path()[0] != '/')) {
+        errors_->AddAt("http_path", "must start with '/'");
+      }
+    }
+    if (p.has_outlier_detection()) {
+      Scope os(errors_, "outlier_detection");
+      const cfg::OutlierDetection& od = p.outlier_detection();
+      if (od.has_consecutive_5xx() && od.consecutive_5xx() < 1) {
+        errors_->AddAt("consecutive_5xx", "must be at least 1");
+      }
+      CheckPositiveDuration(od.has_interval(), od.interval(), "interval", errors_);
+      CheckPositiveDuration(od.has_base_ejection_time(), od.base_ejection_time(),
+                            "base_ejection_time", errors_);
+      if (od.has_max_ejection_percent() && od.max_ejection_percent() > 100) {
+        errors_->AddAt("max_ejection_percent",
+                       absl::StrCat("must be at most 100, got ", od.max_ejection_percent()));
+      }
+    }
+    if (p.has_tls()) {
+      Scope ts(errors_, "tls");
+      if (!cfg::Tls::Mode_IsValid(p.tls().mode())) {
+        errors_->AddAt("mode", absl::StrCat("unknown value ", p.tls().mode()));
+      }
+      if (!p.tls().sni().empty() && !IsHostname(p.tls().sni())) {
+        errors_->AddAt("sni", absl::StrCat("invalid server name \"", p.tls().sni(), "\""));
+      }
+    }
+    CheckPositiveDuration(p.has_connect_timeout(), p.connect_timeout(), "connect_timeout", errors_);
+  }
+
+  void ValidateAuthorizationPolicy(const cfg::AuthorizationPolicy& p) {
+    ValidateMeta(p.name(), p.namespace_());
+    const std::string ns = NamespaceOf(p.namespace_());
+    if (p.service().empty()) {
+      errors_->AddAt("service", "must not be empty");
+    } else if (index_->FindService(ns, p.service()) == nullptr) {
+      errors_->AddAt("service", absl::StrCat("unknown service \"", p.service(), "\""));
+    }
+    if (!cfg::AuthorizationPolicy::Action_IsValid(p.action())) {
+      errors_->AddAt("action", absl::StrCat("unknown value ", p.action()));
+    }
+    static const RE2 kMethod("[A-Z]+");
+    for (int i = 0; i < p.rules_size(); ++i) {
+      Scope rs(errors_, Indexed("rules", i));
+      const cfg::AuthorizationRule& r = p.rules(i);
+      for (int j = 0; j < r.from().identities_size(); ++j) {
+        if (r.from().identities(j).empty()) {
+          errors_->AddAt(Indexed("from.identities", j), "must not be empty");
+        }
+      }
+      for (int j = 0; j < r.from().namespaces_size(); ++j) {
+        CheckDnsLabel(r.from().namespaces(j), Indexed("from.namespaces", j), errors_);
+      }
+      for (int j = 0; j < r.to().paths_size(); ++j) {
+        const std::string& path = r.to().paths(j);
+        size_t star = path.find('*');
+        if (path.empty() || path[0] != '/' ||
+            (star != std::string::npos && star != path.size() - 1)) {
+          errors_->AddAt(Indexed("to.paths", j),
+                         absl::StrCat("invalid path \"", path,
+                                      "\": must start with '/'; '*' only as the last character"));
+        }
+      }
+      for (int j = 0; j < r.to().methods_size(); ++j) {
+        if (!RE2::FullMatch(r.to().methods(j), kMethod)) {
+          errors_->AddAt(Indexed("to.methods", j),
+                         absl::StrCat("invalid method \"", r.to().methods(j),
+                                      "\": must be upper-case letters"));
+        }
+      }
+      for (int j = 0; j < r.when_size(); ++j) {
+        Scope ws(errors_, Indexed("when", j));
+        CheckHeaderName(r.when(j).header(), "header", errors_);
+        if (r.when(j).values_size() == 0) errors_->AddAt("values", "must not be empty");
+      }
+    }
+  }
+
+  const std::vector<cfg::ConfigObject>& objects_;
+  ValidationErrors* errors_;
+  Index* index_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Translation
+
+// One translated resource and the object blamed for problems in it. For route configurations,
+// the object behind each virtual host and route, so a NACK-worthy route is blamed on its rule.
+struct Translated {
+  Any any;
+  std::string origin;
+  std::vector<std::string> vhost_origins;
+  std::vector<std::vector<std::string>> route_origins;
+};
+
+void SetAds(ec::core::v3::ConfigSource* source) {
+  source->mutable_ads();
+  source->set_resource_api_version(ec::core::v3::V3);
+}
+
+void SetDuration(const Duration& from, Duration* to) { *to = from; }
+
+google::protobuf::Value StringValue(std::string_view s) {
+  google::protobuf::Value v;
+  v.set_string_value(std::string(s));
+  return v;
+}
+
+std::string LowerName(std::string_view upper) {
+  std::string out(upper);
+  std::transform(out.begin(), out.end(), out.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return out;
+}
+
+std::string_view ProtocolName(cfg::ServicePort::Protocol p) {
+  switch (p) {
+    case cfg::ServicePort::HTTP:
+      return "http";
+    case cfg::ServicePort::HTTP2:
+      return "http2";
+    case cfg::ServicePort::GRPC:
+      return "grpc";
+    case cfg::ServicePort::TCP:
+      return "tcp";
+    default:
+      return "http";
+  }
+}
+
+class Translator {
+ public:
+  explicit Translator(const Index& index) : index_(index) {}
+
+  std::vector<Translated> Run() {
+    AttachRules();
+    for (const auto& [id, svc] : index_.services) {
+      for (const cfg::ServicePort& port : svc.service->ports()) {
+        AddCluster(svc, port);
+        AddLoadAssignment(svc, port);
+      }
+      AddProxylessListeners(svc);
+    }
+    // No services, no sidecar listener: raw-resource users get exactly what they wrote.
+    if (!index_.services.empty()) AddOutbound();
+    return std::move(out_);
+  }
+
+ private:
+  using PortKey = std::pair<const ServiceInfo*, uint32_t>;
+
+  // Which Route rules apply to which service port (or foreign host), in route key order.
+  void AttachRules() {
+    for (const RouteInfo& route : index_.routes) {
+      std::set<PortKey> attached;  // a route listing "a" and "a.default" attaches once
+      std::set<std::string> foreign_done;
+      for (const std::string& host : route.route->hosts()) {
+        bool bad_port = false;
+        std::optional<HostRef> ref = ResolveHost(index_, host, route.ns, &bad_port);
+        if (bad_port) continue;
+        if (!ref) {
+          if (!foreign_done.insert(host).second) continue;
+          if (!foreign_.contains(host)) foreign_order_.push_back(host);
+          for (int i = 0; i < route.route->rules_size(); ++i) {
+            foreign_[host].push_back(AttachedRule{&route, i});
+          }
+          continue;
+        }
+        for (const cfg::ServicePort& p : ref->service->service->ports()) {
+          if (ref->port != 0 && p.port() != ref->port) continue;
+          if (!attached.insert({ref->service, p.port()}).second) continue;
+          for (int i = 0; i < route.route->rules_size(); ++i) {
+            rules_[{ref->service, p.port()}].push_back(AttachedRule{&route, i});
+          }
+        }
+      }
+    }
+    std::sort(foreign_order_.begin(), foreign_order_.end());
+  }
+
+  void Emit(const google::protobuf::Message& m, std::string origin) {
+    Translated t;
+    PackAny(m, &t.any);
+    t.origin = std::move(origin);
+    out_.push_back(std::move(t));
+  }
+
+  void AddCluster(const ServiceInfo& svc, const cfg::ServicePort& port) {
+    using ec::cluster::v3::Cluster;
+    using A = cfg::LoadBalancer;
+    Cluster c;
+    c.set_name(ClusterName(svc.service->name(), svc.ns, port.port()));
+    c.set_type(Cluster::EDS);
+    SetAds(c.mutable_eds_cluster_config()->mutable_eds_config());
+    c.mutable_connect_timeout()->set_seconds(1);
+
+    auto& weft_meta = (*c.mutable_metadata()->mutable_filter_metadata())["weft"];
+    auto& fields = *weft_meta.mutable_fields();
+    fields["service"] = StringValue(svc.service->name());
+    fields["namespace"] = StringValue(svc.ns);
+    fields["protocol"] = StringValue(ProtocolName(port.protocol()));
+
+    const cfg::Policy* p = svc.policy;
+    A::Algorithm alg = p != nullptr ? p->lb().algorithm() : A::ROUND_ROBIN;
+    // Envoy has no built-in WRR/least-response-time policy on this API surface; the nearest
+    // built-in keeps Envoy correct and weft-proxy reads the real choice from the metadata.
+    fields["lb_algorithm"] = StringValue(LowerName(A::Algorithm_Name(alg)));
+    switch (alg) {
+      case A::RANDOM:
+        c.set_lb_policy(Cluster::RANDOM);
+        break;
+      case A::LEAST_REQUEST:
+      case A::LEAST_RESPONSE_TIME:
+        c.set_lb_policy(Cluster::LEAST_REQUEST);
+        break;
+      case A::RING_HASH:
+        c.set_lb_policy(Cluster::RING_HASH);
+        break;
+      case A::MAGLEV:
+        c.set_lb_policy(Cluster::MAGLEV);
+        break;
+      default:
+        c.set_lb_policy(Cluster::ROUND_ROBIN);
+        break;
+    }
+    if (p != nullptr) {
+      const cfg::LoadBalancer& lb = p->lb();
+      if (lb.has_ring_hash() && alg == A::RING_HASH) {
+        auto* rh = c.mutable_ring_hash_lb_config();
+        if (lb.ring_hash().has_min_ring_size()) {
+          rh->mutable_minimum_ring_size()->set_value(lb.ring_hash().min_ring_size());
+        }
+        if (lb.ring_hash().has_max_ring_size()) {
+          rh->mutable_maximum_ring_size()->set_value(lb.ring_hash().max_ring_size());
+        }
+      }
+      if (c.lb_policy() == Cluster::LEAST_REQUEST &&
+          (lb.has_least_request() || lb.has_slow_start_window())) {
+        auto* lr = c.mutable_least_request_lb_config();
+        if (lb.least_request().has_choice_count()) {
+          lr->mutable_choice_count()->set_value(lb.least_request().choice_count());
+        }
+        if (lb.least_request().has_active_request_bias()) {
+          lr->mutable_active_request_bias()->set_default_value(
+              lb.least_request().active_request_bias());
+          lr->mutable_active_request_bias()->set_runtime_key("weft.lb.active_request_bias");
+        }
+        if (lb.has_slow_start_window()) {
+          SetDuration(lb.slow_start_window(),
+                      lr->mutable_slow_start_config()->mutable_slow_start_window());
+        }
+      } else if (c.lb_policy() == Cluster::ROUND_ROBIN && lb.has_slow_start_window()) {
+        SetDuration(lb.slow_start_window(), c.mutable_round_robin_lb_config()
+                                                ->mutable_slow_start_config()
+                                                ->mutable_slow_start_window());
+      }
+      if (lb.has_panic_threshold_percent()) {
+        c.mutable_common_lb_config()->mutable_healthy_panic_threshold()->set_value(
+            lb.panic_threshold_percent());
+      }
+      if (lb.locality_failover()) {
+        google::protobuf::Value v;
+        v.set_bool_value(true);
+        fields["locality_failover"] = v;
+      }
+      if (p->has_connect_timeout()) SetDuration(p->connect_timeout(), c.mutable_connect_timeout());
+      if (p->has_circuit_breakers()) {
+        const cfg::CircuitBreakers& cb = p->circuit_breakers();
+        auto* t = c.mutable_circuit_breakers()->add_thresholds();
+        if (cb.has_max_connections()) t->mutable_max_connections()->set_value(cb.max_connections());
+        if (cb.has_max_pending_requests()) {
+          t->mutable_max_pending_requests()->set_value(cb.max_pending_requests());
+        }
+        if (cb.has_max_requests()) t->mutable_max_requests()->set_value(cb.max_requests());
+        if (cb.has_max_retries()) t->mutable_max_retries()->set_value(cb.max_retries());
+      }
+      if (p->has_outlier_detection()) {
+        const cfg::OutlierDetection& od = p->outlier_detection();
+        auto* o = c.mutable_outlier_detection();
+        if (od.has_consecutive_5xx()) o->mutable_consecutive_5xx()->set_value(od.consecutive_5xx());
+        if (od.has_interval()) SetDuration(od.interval(), o->mutable_interval());
+        if (od.has_base_ejection_time()) {
+          SetDuration(od.base_ejection_time(), o->mutable_base_ejection_time());
+        }
+        if (od.has_max_ejection_percent()) {
+          o->mutable_max_ejection_percent()->set_value(od.max_ejection_percent());
+        }
+      }
+      if (p->has_health_check()) {
+        const cfg::HealthCheck& hc = p->health_check();
+        auto* h = c.add_health_checks();
+        if (hc.has_interval()) {
+          SetDuration(hc.interval(), h->mutable_interval());
+        } else {
+          h->mutable_interval()->set_seconds(10);
+        }
+        if (hc.has_timeout()) {
+          SetDuration(hc.timeout(), h->mutable_timeout());
+        } else {
+          h->mutable_timeout()->set_seconds(1);
+        }
+        h->mutable_healthy_threshold()->set_value(
+            hc.has_healthy_threshold() ? hc.healthy_threshold() : 2);
+        h->mutable_unhealthy_threshold()->set_value(
+            hc.has_unhealthy_threshold() ? hc.unhealthy_threshold() : 3);
+        if (hc.has_http_path()) {
+          h->mutable_http_health_check()->set_path(hc.http_path());
+        } else if (hc.has_grpc_service()) {
+          h->mutable_grpc_health_check()->set_service_name(hc.grpc_service());
+        } else {
+          h->mutable_tcp_health_check();
+        }
+      }
+      if (p->tls().mode() != cfg::Tls::DISABLE) {
+        ::envoy::extensions::transport_sockets::tls::v3::UpstreamTlsContext tls;
+        tls.set_sni(p->tls().sni().empty() ? absl::StrCat(svc.service->name(), ".", svc.ns)
+                                           : p->tls().sni());
+        auto* common = tls.mutable_common_tls_context();
+        auto* validation = common->mutable_validation_context_sds_secret_config();
+        validation->set_name("ROOTCA");
+        SetAds(validation->mutable_sds_config());
+        if (p->tls().mode() == cfg::Tls::MUTUAL || p->tls().mode() == cfg::Tls::MESH) {
+          auto* cert = common->add_tls_certificate_sds_secret_configs();
+          cert->set_name("default");
+          SetAds(cert->mutable_sds_config());
+        }
+        c.mutable_transport_socket()->set_name("envoy.transport_sockets.tls");
+        PackAny(tls, c.mutable_transport_socket()->mutable_typed_config());
+      }
+    }
+    Emit(c, svc.policy != nullptr ? svc.policy_key : svc.key);
+  }
+
+  void AddLoadAssignment(const ServiceInfo& svc, const cfg::ServicePort& port) {
+    using ec::endpoint::v3::ClusterLoadAssignment;
+    const cfg::Service& s = *svc.service;
+    // (priority, region, zone, sub_zone) -> endpoints, so the output is sorted.
+    using LocalityKey = std::tuple<uint32_t, std::string, std::string, std::string>;
+    std::map<LocalityKey, std::vector<const cfg::Endpoint*>> groups;
+    for (const cfg::Endpoint& e : s.endpoints()) {
+      uint32_t sp =
+          e.has_service_port() ? e.service_port() : (s.ports_size() == 1 ? s.ports(0).port() : 0);
+      if (sp != port.port()) continue;
+      groups[{e.priority(), e.region(), e.zone(), e.sub_zone()}].push_back(&e);
+    }
+    ClusterLoadAssignment cla;
+    cla.set_cluster_name(ClusterName(s.name(), svc.ns, port.port()));
+    for (auto& [key, endpoints] : groups) {
+      std::sort(endpoints.begin(), endpoints.end(),
+                [](const cfg::Endpoint* a, const cfg::Endpoint* b) {
+                  return std::make_pair(a->address(), a->port()) <
+                         std::make_pair(b->address(), b->port());
+                });
+      auto* locality = cla.add_endpoints();
+      // gRPC NACKs a locality without `locality` or `load_balancing_weight`; always set both.
+      auto* l = locality->mutable_locality();
+      l->set_region(std::get<1>(key));
+      l->set_zone(std::get<2>(key));
+      l->set_sub_zone(std::get<3>(key));
+      locality->set_priority(std::get<0>(key));
+      uint64_t sum = 0;
+      for (const cfg::Endpoint* e : endpoints) {
+        uint32_t weight = e->has_weight() ? e->weight() : 1;
+        sum += weight;
+        auto* lb = locality->add_lb_endpoints();
+        auto* sa = lb->mutable_endpoint()->mutable_address()->mutable_socket_address();
+        sa->set_address(e->address());
+        sa->set_port_value(e->port());
+        if (!IsIpLiteral(e->address())) lb->mutable_endpoint()->set_hostname(e->address());
+        lb->mutable_load_balancing_weight()->set_value(weight);
+        switch (e->health()) {
+          case cfg::Endpoint::UNHEALTHY:
+            lb->set_health_status(ec::core::v3::UNHEALTHY);
+            break;
+          case cfg::Endpoint::DRAINING:
+            lb->set_health_status(ec::core::v3::DRAINING);
+            break;
+          default:
+            lb->set_health_status(ec::core::v3::HEALTHY);
+            break;
+        }
+        if (!e->service_account().empty()) {
+          (*(*lb->mutable_metadata()->mutable_filter_metadata())["weft"]
+                .mutable_fields())["service_account"] = StringValue(e->service_account());
+        }
+      }
+      locality->mutable_load_balancing_weight()->set_value(static_cast<uint32_t>(
+          std::clamp<uint64_t>(sum, 1, std::numeric_limits<uint32_t>::max())));
+    }
+    Emit(cla, svc.key);
+  }
+
+  // An HttpConnectionManager that fetches `route_config_name` over ADS and ends in the router.
+  static HttpConnectionManager Hcm(std::string_view route_config_name) {
+    HttpConnectionManager hcm;
+    hcm.set_codec_type(HttpConnectionManager::AUTO);
+    hcm.set_stat_prefix(std::string(route_config_name));
+    auto* rds = hcm.mutable_rds();
+    SetAds(rds->mutable_config_source());
+    rds->set_route_config_name(std::string(route_config_name));
+    auto* router = hcm.add_http_filters();
+    router->set_name("envoy.filters.http.router");
+    PackAny(Router(), router->mutable_typed_config());
+    return hcm;
+  }
+
+  // Proxyless gRPC clients dial xds:///NAME and ask LDS for exactly NAME.
+  void AddProxylessListeners(const ServiceInfo& svc) {
+    const cfg::Service& s = *svc.service;
+    bool first = true;
+    for (const cfg::ServicePort& port : s.ports()) {
+      if (port.protocol() == cfg::ServicePort::TCP) continue;
+      std::vector<std::string> names;
+      std::string qualified = absl::StrCat(s.name(), ".", svc.ns);
+      names.push_back(absl::StrCat(qualified, ":", port.port()));
+      if (first) names.push_back(qualified);
+      if (svc.ns == kDefaultNamespace) {
+        names.push_back(absl::StrCat(s.name(), ":", port.port()));
+        if (first) names.push_back(s.name());
+      }
+      first = false;
+      for (const std::string& name : names) {
+        ec::listener::v3::Listener l;
+        l.set_name(name);
+        PackAny(Hcm(name), l.mutable_api_listener()->mutable_api_listener());
+        Emit(l, svc.key);
+
+        ec::route::v3::RouteConfiguration rc;
+        rc.set_name(name);
+        Translated t;
+        auto* vh = rc.add_virtual_hosts();
+        vh->set_name(name);
+        vh->mutable_domains()->Add(std::string(kAnyDomain));
+        t.vhost_origins.push_back(svc.key);
+        t.route_origins.push_back(AddServiceRoutes(svc, port, vh));
+        PackAny(rc, &t.any);
+        t.origin = svc.key;
+        out_.push_back(std::move(t));
+      }
+    }
+  }
+
+  // The attached Route rules for this service port, then the default route to its cluster.
+  // Returns the origin of each route.
+  std::vector<std::string> AddServiceRoutes(const ServiceInfo& svc, const cfg::ServicePort& port,
+                                            ec::route::v3::VirtualHost* vh) {
+    std::vector<std::string> origins;
+    if (auto it = rules_.find({&svc, port.port()}); it != rules_.end()) {
+      for (const AttachedRule& ar : it->second) {
+        TranslateRule(*ar.route, ar.index, vh->add_routes());
+        origins.push_back(absl::StrCat(ar.route->key, ".rules[", ar.index, "]"));
+      }
+    }
+    auto* def = vh->add_routes();
+    def->set_name("default");
+    def->mutable_match()->set_prefix("");
+    auto* action = def->mutable_route();
+    action->set_cluster(ClusterName(svc.service->name(), svc.ns, port.port()));
+    AddHashPolicy(svc, action);
+    origins.push_back(svc.key);
+    return origins;
+  }
+
+  void AddHashPolicy(const ServiceInfo& svc, ec::route::v3::RouteAction* action) {
+    if (svc.policy == nullptr || !svc.policy->lb().has_hash_on()) return;
+    if (action->hash_policy_size() > 0) return;
+    const cfg::HashOn& h = svc.policy->lb().hash_on();
+    auto* hp = action->add_hash_policy();
+    switch (h.kind_case()) {
+      case cfg::HashOn::kHeader:
+        hp->mutable_header()->set_header_name(h.header());
+        break;
+      case cfg::HashOn::kCookie:
+        hp->mutable_cookie()->set_name(h.cookie());
+        break;
+      default:
+        hp->mutable_connection_properties()->set_source_ip(true);
+        break;
+    }
+  }
+
+  static void AddHeaderOps(const cfg::HeaderOps& ops,
+                           google::protobuf::RepeatedPtrField<ec::core::v3::HeaderValueOption>* add,
+                           google::protobuf::RepeatedPtrField<std::string>* remove) {
+    using ec::core::v3::HeaderValueOption;
+    // Proto maps iterate in no particular order; sort for stable versions.
+    std::map<std::string, std::string> set(ops.set().begin(), ops.set().end());
+    std::map<std::string, std::string> append(ops.add().begin(), ops.add().end());
+    for (const auto& [k, v] : set) {
+      auto* h = add->Add();
+      h->mutable_header()->set_key(k);
+      h->mutable_header()->set_value(v);
+      h->set_append_action(HeaderValueOption::OVERWRITE_IF_EXISTS_OR_ADD);
+    }
+    for (const auto& [k, v] : append) {
+      auto* h = add->Add();
+      h->mutable_header()->set_key(k);
+      h->mutable_header()->set_value(v);
+      h->set_append_action(HeaderValueOption::APPEND_IF_EXISTS_OR_ADD);
+    }
+    for (const std::string& r : ops.remove()) *remove->Add() = r;
+  }
+
+  void TranslateRule(const RouteInfo& route, int index, ec::route::v3::Route* out) {
+    const cfg::RouteRule& rule = route.route->rules(index);
+    out->set_name(rule.name().empty() ? absl::StrCat(route.key, ".rules[", index, "]")
+                                      : absl::StrCat(route.key, "/", rule.name()));
+    auto* m = out->mutable_match();
+    const cfg::PathMatch& path = rule.match().path();
+    switch (path.kind_case()) {
+      case cfg::PathMatch::kExact:
+        m->set_path(path.exact());
+        break;
+      case cfg::PathMatch::kRegex:
+        m->mutable_safe_regex()->set_regex(path.regex());
+        break;
+      case cfg::PathMatch::kPrefix:
+        m->set_prefix(path.prefix().empty() ? "/" : path.prefix());
+        break;
+      default:
+        m->set_prefix("/");
+        break;
+    }
+    for (const cfg::HeaderMatch& h : rule.match().headers()) {
+      auto* hm = m->add_headers();
+      hm->set_name(h.name());
+      bool invert = h.invert();
+      switch (h.kind_case()) {
+        case cfg::HeaderMatch::kExact:
+          hm->mutable_string_match()->set_exact(h.exact());
+          break;
+        case cfg::HeaderMatch::kPrefix:
+          hm->mutable_string_match()->set_prefix(h.prefix());
+          break;
+        case cfg::HeaderMatch::kRegex:
+          hm->mutable_string_match()->mutable_safe_regex()->set_regex(h.regex());
+          break;
+        default:
+          // "present: false" is "present, inverted": both Envoy and gRPC understand that form.
+          hm->set_present_match(true);
+          if (!h.present()) invert = !invert;
+          break;
+      }
+      hm->set_invert_match(invert);
+    }
+    for (const cfg::QueryMatch& q : rule.match().query()) {
+      auto* qm = m->add_query_parameters();
+      qm->set_name(q.name());
+      switch (q.kind_case()) {
+        case cfg::QueryMatch::kExact:
+          qm->mutable_string_match()->set_exact(q.exact());
+          break;
+        case cfg::QueryMatch::kRegex:
+          qm->mutable_string_match()->mutable_safe_regex()->set_regex(q.regex());
+          break;
+        default:
+          qm->set_present_match(true);
+          break;
+      }
+    }
+
+    AddHeaderOps(rule.request_headers(), out->mutable_request_headers_to_add(),
+                 out->mutable_request_headers_to_remove());
+    AddHeaderOps(rule.response_headers(), out->mutable_response_headers_to_add(),
+                 out->mutable_response_headers_to_remove());
+
+    if (rule.has_redirect()) {
+      using ec::route::v3::RedirectAction;
+      const cfg::Redirect& rd = rule.redirect();
+      auto* r = out->mutable_redirect();
+      if (!rd.host().empty()) r->set_host_redirect(rd.host());
+      if (!rd.path().empty()) r->set_path_redirect(rd.path());
+      if (!rd.prefix_rewrite().empty()) r->set_prefix_rewrite(rd.prefix_rewrite());
+      if (rd.https()) r->set_https_redirect(true);
+      switch (rd.response_code()) {
+        case 302:
+          r->set_response_code(RedirectAction::FOUND);
+          break;
+        case 303:
+          r->set_response_code(RedirectAction::SEE_OTHER);
+          break;
+        case 307:
+          r->set_response_code(RedirectAction::TEMPORARY_REDIRECT);
+          break;
+        case 308:
+          r->set_response_code(RedirectAction::PERMANENT_REDIRECT);
+          break;
+        default:
+          r->set_response_code(RedirectAction::MOVED_PERMANENTLY);
+          break;
+      }
+      return;
+    }
+    if (rule.has_direct_response()) {
+      auto* d = out->mutable_direct_response();
+      d->set_status(rule.direct_response().status());
+      if (!rule.direct_response().body().empty()) {
+        d->mutable_body()->set_inline_string(rule.direct_response().body());
+      }
+      return;
+    }
+
+    auto* action = out->mutable_route();
+    // Merge repeated destinations and drop zero weights: same traffic split, simpler config.
+    std::map<std::string, uint64_t> weights;
+    std::vector<std::string> order;
+    std::vector<const ServiceInfo*> services;
+    for (const cfg::Destination& d : rule.destinations()) {
+      const ServiceInfo* svc = index_.FindService(route.ns, d.service());
+      if (svc == nullptr) continue;
+      uint32_t port = d.has_port()
+                          ? d.port()
+                          : (svc->service->ports_size() > 0 ? svc->service->ports(0).port() : 0);
+      std::string cluster = ClusterName(svc->service->name(), svc->ns, port);
+      uint32_t weight = d.has_weight() ? d.weight() : 1;
+      if (weight == 0) continue;
+      if (!weights.contains(cluster)) order.push_back(cluster);
+      weights[cluster] += weight;
+      services.push_back(svc);
+    }
+    if (order.size() == 1) {
+      action->set_cluster(order[0]);
+    } else {
+      auto* wc = action->mutable_weighted_clusters();
+      for (const std::string& cluster : order) {
+        auto* cw = wc->add_clusters();
+        cw->set_name(cluster);
+        cw->mutable_weight()->set_value(static_cast<uint32_t>(weights[cluster]));
+      }
+    }
+    for (const ServiceInfo* svc : services) AddHashPolicy(*svc, action);
+    if (rule.rewrite().has_prefix()) action->set_prefix_rewrite(rule.rewrite().prefix());
+    if (!rule.rewrite().host().empty()) action->set_host_rewrite_literal(rule.rewrite().host());
+    if (rule.has_timeout()) SetDuration(rule.timeout(), action->mutable_timeout());
+    if (rule.has_retries()) {
+      const cfg::Retries& r = rule.retries();
+      auto* rp = action->mutable_retry_policy();
+      rp->set_retry_on(r.retry_on_size() == 0 ? std::string(kDefaultRetryOn)
+                                              : absl::StrJoin(r.retry_on(), ","));
+      rp->mutable_num_retries()->set_value(r.attempts());
+      if (r.has_per_try_timeout()) SetDuration(r.per_try_timeout(), rp->mutable_per_try_timeout());
+    }
+  }
+
+  // The sidecar's outbound side: one listener on 127.0.0.1:15001 routing by Host through the
+  // `outbound_http` route configuration.
+  void AddOutbound() {
+    ec::route::v3::RouteConfiguration rc;
+    rc.set_name(std::string(kOutboundHttpName));
+    Translated t;
+    t.origin = std::string(kOutboundHttpName);
+    for (const auto& [id, svc] : index_.services) {
+      const cfg::Service& s = *svc.service;
+      bool first = true;
+      for (const cfg::ServicePort& port : s.ports()) {
+        if (port.protocol() == cfg::ServicePort::TCP) continue;
+        auto* vh = rc.add_virtual_hosts();
+        std::string qualified = absl::StrCat(s.name(), ".", svc.ns);
+        vh->set_name(absl::StrCat(qualified, ":", port.port()));
+        // Short names belong to the default namespace only, so two namespaces never claim
+        // the same domain.
+        bool short_names = svc.ns == kDefaultNamespace;
+        if (first) {
+          if (short_names) vh->add_domains(s.name());
+          vh->add_domains(qualified);
+        }
+        if (short_names) vh->add_domains(absl::StrCat(s.name(), ":", port.port()));
+        vh->add_domains(absl::StrCat(qualified, ":", port.port()));
+        first = false;
+        t.vhost_origins.push_back(svc.key);
+        t.route_origins.push_back(AddServiceRoutes(svc, port, vh));
+      }
+    }
+    for (const std::string& host : foreign_order_) {
+      auto* vh = rc.add_virtual_hosts();
+      vh->set_name(host);
+      vh->add_domains(host);
+      std::vector<std::string> origins;
+      const std::vector<AttachedRule>& rules = foreign_.at(host);
+      for (const AttachedRule& ar : rules) {
+        TranslateRule(*ar.route, ar.index, vh->add_routes());
+        origins.push_back(absl::StrCat(ar.route->key, ".rules[", ar.index, "]"));
+      }
+      t.vhost_origins.push_back(rules.front().route->key);
+      t.route_origins.push_back(std::move(origins));
+    }
+    PackAny(rc, &t.any);
+    out_.push_back(std::move(t));
+
+    ec::listener::v3::Listener l;
+    l.set_name(std::string(kOutboundHttpName));
+    auto* sa = l.mutable_address()->mutable_socket_address();
+    sa->set_address(std::string(kOutboundHttpAddress));
+    sa->set_port_value(kOutboundHttpPort);
+    auto* filter = l.add_filter_chains()->add_filters();
+    filter->set_name("envoy.filters.network.http_connection_manager");
+    PackAny(Hcm(kOutboundHttpName), filter->mutable_typed_config());
+    Emit(l, std::string(kOutboundHttpName));
+  }
+
+  const Index& index_;
+  std::map<PortKey, std::vector<AttachedRule>> rules_;
+  std::map<std::string, std::vector<AttachedRule>> foreign_;
+  std::vector<std::string> foreign_order_;
+  std::vector<Translated> out_;
+};
+
+// Blames an xDS validation error ("virtual_hosts[1].routes[2].route.timeout: ...") on the
+// object that produced that part of the resource.
+std::string BlameOrigin(const Translated& t, const std::string& error) {
+  static const RE2 kRoute(R"(^virtual_hosts\[(\d+)\](?:\.routes\[(\d+)\])?)");
+  int vh = -1, route = -1;
+  std::string route_str;
+  if (RE2::PartialMatch(error, kRoute, &vh, &route_str)) {
+    if (!route_str.empty() && !absl::SimpleAtoi(Sv(route_str), &route)) route = -1;
+    if (vh >= 0 && static_cast<size_t>(vh) < t.route_origins.size()) {
+      if (route >= 0 && static_cast<size_t>(route) < t.route_origins[vh].size()) {
+        return t.route_origins[vh][route];
+      }
+      return t.vhost_origins[vh];
+    }
+  }
+  return t.origin;
+}
+
+// Structural validation, translation and the proxy's validators, all problems collected.
+absl::StatusOr<std::vector<Translated>> Compile(const std::vector<cfg::ConfigObject>& objects) {
+  ValidationErrors errors;
+  Index index;
+  Validator(objects, &errors).Run(&index);
+  // Translating a structurally broken set could dereference dangling references.
+  if (!errors.ok()) return errors.ToStatus();
+
+  std::vector<Translated> translated = Translator(index).Run();
+  std::vector<std::string> xds_errors;
+  std::set<std::string> seen;  // the same rule appears in several route configurations
+  for (size_t i = 0; i < translated.size(); ++i) {
+    const Translated& t = translated[i];
+    ValidationErrors resource_errors;
+    xds::ValidateResource(t.any, &resource_errors);
+    std::optional<xds::ResourceType> type = xds::ResourceTypeFromUrl(t.any.type_url());
+    std::string type_name = type ? std::string(xds::ShortName(*type)) : t.any.type_url();
+    for (const std::string& e : resource_errors.errors()) {
+      std::string message = absl::StrCat(BlameOrigin(t, e), ": translated ", type_name,
+                                         " would be refused by the proxy: ", e);
+      if (seen.insert(message).second) xds_errors.push_back(std::move(message));
+    }
+  }
+  if (!xds_errors.empty()) {
+    ValidationErrors out;
+    for (const std::string& e : xds_errors) out.Add(e);
+    return out.ToStatus();
+  }
+  return translated;
+}
+
+// protobuf's JSON parser names a field inside a repeated message relative to its element:
+// "s.yaml:1: (ports[0]) protcol: Cannot find field." Rewrite that as the full path with the
+// line YAML knows for it: "s.yaml:5: ports[0].protcol: Cannot find field."
+std::string LocateParseError(const YamlDocument& doc, std::string_view message) {
+  static const RE2 kRelative(R"(\d+: \(([^)]*)\) ([A-Za-z0-9_@]+): (.*))");
+  std::string prefix = absl::StrCat(doc.source, ":");
+  std::string parent, field, problem;
+  if (message.substr(0, prefix.size()) != prefix ||
+      !RE2::FullMatch(Rs(message.substr(prefix.size())), kRelative, &parent, &field, &problem)) {
+    return std::string(message);
+  }
+  std::string path = absl::StrCat(parent, ".", field);
+  return absl::StrCat(doc.source, ":", doc.LineOf(path), ": ", path, ": ", problem);
+}
+
+}  // namespace
+
+std::string ClusterName(std::string_view name, std::string_view ns, uint32_t port) {
+  return absl::StrCat(Sv(name), ".", Sv(ns), ":", port);
+}
+
+std::string_view ObjectKind(const cfg::ConfigObject& object) {
+  switch (object.object_case()) {
+    case cfg::ConfigObject::kService:
+      return "Service";
+    case cfg::ConfigObject::kRoute:
+      return "Route";
+    case cfg::ConfigObject::kPolicy:
+      return "Policy";
+    case cfg::ConfigObject::kAuthorizationPolicy:
+      return "AuthorizationPolicy";
+    case cfg::ConfigObject::OBJECT_NOT_SET:
+      break;
+  }
+  return "";
+}
+
+std::string ObjectKey(const cfg::ConfigObject& object) {
+  const std::string* name = nullptr;
+  const std::string* ns = nullptr;
+  switch (object.object_case()) {
+    case cfg::ConfigObject::kService:
+      name = &object.service().name();
+      ns = &object.service().namespace_();
+      break;
+    case cfg::ConfigObject::kRoute:
+      name = &object.route().name();
+      ns = &object.route().namespace_();
+      break;
+    case cfg::ConfigObject::kPolicy:
+      name = &object.policy().name();
+      ns = &object.policy().namespace_();
+      break;
+    case cfg::ConfigObject::kAuthorizationPolicy:
+      name = &object.authorization_policy().name();
+      ns = &object.authorization_policy().namespace_();
+      break;
+    case cfg::ConfigObject::OBJECT_NOT_SET:
+      return "";
+  }
+  return absl::StrCat(Sv(ObjectKind(object)), "/", NamespaceOf(*ns), "/", *name);
+}
+
+absl::StatusOr<std::vector<cfg::ConfigObject>> ParseConfigDocuments(
+    const std::vector<YamlDocument>& docs) {
+  std::vector<cfg::ConfigObject> out;
+  std::vector<std::string> errors;
+  for (const YamlDocument& doc : docs) {
+    if (doc.empty || !doc.is_map || !doc.lines.contains("kind")) continue;
+    const std::string where = absl::StrCat(doc.source, ":", doc.LineOf("kind"), ": kind: ");
+    auto kind_it = doc.top_scalars.find("kind");
+    if (kind_it == doc.top_scalars.end()) {
+      errors.push_back(absl::StrCat(where, "must be a string"));
+      continue;
+    }
+    const std::string& kind = kind_it->second;
+    cfg::ConfigObject object;
+    google::protobuf::Message* target = nullptr;
+    if (kind == "Service") {
+      target = object.mutable_service();
+    } else if (kind == "Route") {
+      target = object.mutable_route();
+    } else if (kind == "Policy") {
+      target = object.mutable_policy();
+    } else if (kind == "AuthorizationPolicy") {
+      target = object.mutable_authorization_policy();
+    } else {
+      errors.push_back(
+          absl::StrCat(where, "unknown kind \"", kind, "\" (expected ", Sv(kKinds), ")"));
+      continue;
+    }
+    // `kind` selects the message; the remaining top-level fields are that message. Round-trip
+    // through Struct to drop it: the JSON is ours, so this cannot fail on valid YAML.
+    google::protobuf::Struct fields;
+    if (!google::protobuf::util::JsonStringToMessage(doc.json, &fields).ok()) {
+      errors.push_back(absl::StrCat(doc.source, ":", doc.line, ": cannot read document"));
+      continue;
+    }
+    fields.mutable_fields()->erase("kind");
+    YamlDocument stripped = doc;
+    stripped.json.clear();
+    if (!google::protobuf::util::MessageToJsonString(fields, &stripped.json).ok()) {
+      errors.push_back(absl::StrCat(doc.source, ":", doc.line, ": cannot read document"));
+      continue;
+    }
+    absl::Status parsed = YamlDocumentToProto(stripped, target);
+    if (!parsed.ok()) {
+      errors.push_back(LocateParseError(
+          doc, std::string_view(parsed.message().data(), parsed.message().size())));
+      continue;
+    }
+    out.push_back(std::move(object));
+  }
+  if (!errors.empty()) return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
+  return out;
+}
+
+absl::Status ValidateConfig(const std::vector<cfg::ConfigObject>& objects) {
+  return Compile(objects).status();
+}
+
+absl::StatusOr<std::vector<xds::ResourcePtr>> Translate(
+    const std::vector<cfg::ConfigObject>& objects) {
+  absl::StatusOr<std::vector<Translated>> compiled = Compile(objects);
+  if (!compiled.ok()) return compiled.status();
+  std::vector<xds::ResourcePtr> out;
+  out.reserve(compiled->size());
+  for (const Translated& t : *compiled) {
+    absl::StatusOr<xds::ResourcePtr> r = xds::MakeResource(t.any);
+    if (!r.ok()) {
+      return absl::InternalError(absl::StrCat(t.origin, ": ", r.status().message()));
+    }
+    out.push_back(*std::move(r));
+  }
+  std::sort(out.begin(), out.end(), [](const xds::ResourcePtr& a, const xds::ResourcePtr& b) {
+    return std::tie(a->type, a->name) < std::tie(b->type, b->name);
+  });
+  return out;
+}
+
+}  // namespace weft::cp
