@@ -7,6 +7,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/time/time.h"
 #include "common/json.h"
+#include "common/log.h"
 #include "common/proto_util.h"
 #include "common/strings.h"
 
@@ -92,6 +93,9 @@ void StreamState::RecordNack(xds::ResourceType type, TypeState& ts, const std::s
   ts.nack_error = error;
   ts.nack_nonce = ts.nonce;
   ts.nack_at = clock_->WallNow();
+  // The person who changed the config needs to see this, not just a counter.
+  WEFT_LOG(kWarning) << "NACK from node \"" << node_.id() << "\" (stream " << options_.id << ") for "
+                     << xds::ShortName(type) << " version " << ts.sent_version << ": " << error;
   if (observer_) observer_->OnNack(type);
 }
 
