@@ -101,13 +101,40 @@ class Converter {
   std::string out_;
 };
 
-// protobuf's JSON parser reports "<path>: <problem>" with its own path syntax; pull the path
-// out so we can point at the line.
-std::string ExtractPath(std::string_view message) {
-  static const RE2 kPathFirst(R"(^\(?([A-Za-z_@][A-Za-z0-9_.\[\]@"]*)\)?: )");
-  std::string path;
-  if (RE2::PartialMatch(message, kPathFirst, &path)) return path;
-  return "";
+// protobuf's JSON parser reports "(parent.path) field: problem", "(path): problem" or
+// "field: problem", with paths relative to the innermost Any. Rewrite that as
+// "full.path: problem" and find the line: a relative path is resolved against the document's
+// known paths when exactly one of them ends with it.
+std::pair<std::string, std::string> NormalizeJsonError(const YamlDocument& doc,
+                                                       const std::string& message) {
+  static const RE2 kParenField(R"(^\(([^)]*)\) ([A-Za-z0-9_@"]+): (.*)$)");
+  static const RE2 kParenOnly(R"(^\(([^)]*)\): (.*)$)");
+  static const RE2 kField(R"(^([A-Za-z_@][A-Za-z0-9_.\[\]@"]*): (.*)$)");
+  std::string parent, field, rest, path;
+  if (RE2::FullMatch(message, kParenField, &parent, &field, &rest)) {
+    path = parent.empty() ? field : absl::StrCat(parent, ".", field);
+  } else if (RE2::FullMatch(message, kParenOnly, &path, &rest)) {
+  } else if (RE2::FullMatch(message, kField, &path, &rest)) {
+  } else {
+    return {"", message};
+  }
+  if (!path.empty() && !doc.lines.contains(path)) {
+    std::string suffix = absl::StrCat(".", path);
+    const std::string* match = nullptr;
+    for (const auto& [known, line] : doc.lines) {
+      if (known.size() > suffix.size() &&
+          known.compare(known.size() - suffix.size(), suffix.size(), suffix) == 0) {
+        if (match != nullptr) {
+          match = nullptr;  // ambiguous: keep the relative path
+          break;
+        }
+        match = &known;
+      }
+    }
+    if (match != nullptr) path = *match;
+  }
+  if (path.empty()) return {"", rest};
+  return {path, absl::StrCat(path, ": ", rest)};
 }
 
 }  // namespace
@@ -174,9 +201,9 @@ absl::Status YamlDocumentToProto(const YamlDocument& doc, google::protobuf::Mess
   auto status = google::protobuf::util::JsonStringToMessage(doc.json, out, options);
   if (status.ok()) return absl::OkStatus();
   std::string message(status.message().data(), status.message().size());
-  std::string path = ExtractPath(message);
+  auto [path, normalized] = NormalizeJsonError(doc, message);
   return absl::InvalidArgumentError(
-      absl::StrFormat("%s:%d: %s", doc.source, doc.LineOf(path), message));
+      absl::StrFormat("%s:%d: %s", doc.source, doc.LineOf(path), normalized));
 }
 
 absl::Status YamlToProto(std::string_view text, std::string_view source,

@@ -1481,16 +1481,21 @@ absl::StatusOr<std::vector<Translated>> Compile(const std::vector<cfg::ConfigObj
 
 // protobuf's JSON parser names a field inside a repeated message relative to its element:
 // "s.yaml:1: (ports[0]) protcol: Cannot find field." Rewrite that as the full path with the
-// line YAML knows for it: "s.yaml:5: ports[0].protcol: Cannot find field."
+// line YAML knows for it: "s.yaml:5: ports[0].protcol: Cannot find field." Bad values come
+// with the whole path in parentheses, "s.yaml:5: (lb.algorithm): invalid value ...", which
+// becomes "s.yaml:5: lb.algorithm: invalid value ...".
 std::string LocateParseError(const YamlDocument& doc, std::string_view message) {
   static const RE2 kRelative(R"(\d+: \(([^)]*)\) ([A-Za-z0-9_@]+): (.*))");
+  static const RE2 kWhole(R"(\d+: \(([^)]*)\): (.*))");
   std::string prefix = absl::StrCat(doc.source, ":");
+  if (message.substr(0, prefix.size()) != prefix) return std::string(message);
   std::string parent, field, problem;
-  if (message.substr(0, prefix.size()) != prefix ||
-      !RE2::FullMatch(Rs(message.substr(prefix.size())), kRelative, &parent, &field, &problem)) {
+  std::string path;
+  if (RE2::FullMatch(Rs(message.substr(prefix.size())), kRelative, &parent, &field, &problem)) {
+    path = absl::StrCat(parent, ".", field);
+  } else if (!RE2::FullMatch(Rs(message.substr(prefix.size())), kWhole, &path, &problem)) {
     return std::string(message);
   }
-  std::string path = absl::StrCat(parent, ".", field);
   return absl::StrCat(doc.source, ":", doc.LineOf(path), ": ", path, ": ", problem);
 }
 

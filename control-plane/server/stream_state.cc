@@ -380,6 +380,15 @@ bool StreamState::NextDelta(DeltaDiscoveryResponse* out) {
 
 // ---------------------------------------------------------------------------------------------
 
+bool StreamState::InSync() const {
+  if (drained_ == nullptr || drained_ != CurrentSnapshot()) return false;
+  for (const TypeState& ts : types_) {
+    if (!ts.requested) continue;
+    if (ts.dirty || ts.awaiting_ack || (ts.nacks > 0 && ts.nack_nonce == ts.nonce)) return false;
+  }
+  return true;
+}
+
 StreamSummary StreamState::Summary() const {
   StreamSummary out;
   out.stream_id = options_.id;
@@ -387,7 +396,6 @@ StreamSummary StreamState::Summary() const {
   out.cluster = node_.cluster();
   out.mode = options_.mode == Mode::kSotw ? "sotw" : "delta";
   out.peer = options_.peer;
-  bool in_sync = drained_ != nullptr && drained_ == CurrentSnapshot();
   for (xds::ResourceType type : xds::kAllResourceTypes) {
     const TypeState& ts = types_[xds::Index(type)];
     if (!ts.requested) continue;
@@ -401,10 +409,9 @@ StreamSummary StreamState::Summary() const {
     t.resources = ts.sent.size();
     for (const auto& [name, v] : ts.sent) t.sent_names.push_back(name);
     std::sort(t.sent_names.begin(), t.sent_names.end());
-    if (ts.dirty || t.awaiting_ack || !t.nack_error.empty()) in_sync = false;
     out.types.push_back(std::move(t));
   }
-  out.in_sync = in_sync;
+  out.in_sync = InSync();
   return out;
 }
 
@@ -415,7 +422,8 @@ void StreamState::AppendJson(std::string* out) const {
                   "\",\"service\":", JsonString(options_.service),
                   ",\"peer\":", JsonString(options_.peer),
                   ",\"connected_at\":", JsonString(Rfc3339(connected_at_)),
-                  ",\"user_agent\":", JsonString(node_.user_agent_name()), ",\"types\":{");
+                  ",\"user_agent\":", JsonString(node_.user_agent_name()),
+                  ",\"in_sync\":", InSync() ? "true" : "false", ",\"types\":{");
   bool first_type = true;
   for (xds::ResourceType type : xds::kAllResourceTypes) {
     const TypeState& ts = types_[xds::Index(type)];

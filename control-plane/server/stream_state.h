@@ -85,6 +85,8 @@ class StreamState {
   void RecordNack(xds::ResourceType type, TypeState& ts, const std::string& error);
   void MarkDependencies(const xds::Resource& resource, bool delta);
   std::string NextNonce();
+  // Sent all the latest snapshot holds for this stream, all of it ACKed, no standing NACK.
+  bool InSync() const;
 
   Options options_;
   const SnapshotCache* cache_;

@@ -27,6 +27,14 @@ using namespace weft::config::v1;  // NOLINT
 
 constexpr int kOk = 0, kRefused = 1, kUsage = 2, kTimeout = 3, kRpcError = 4;
 
+// Deadline of every RPC (--rpc-timeout), so a server that accepts connections but never
+// answers cannot hang a script.
+std::chrono::milliseconds g_rpc_timeout = std::chrono::seconds(10);
+
+void SetDeadline(grpc::ClientContext* ctx) {
+  ctx->set_deadline(std::chrono::system_clock::now() + g_rpc_timeout);
+}
+
 int Fail(int code, const std::string& message) {
   std::fprintf(stderr, "weftctl: %s\n", message.c_str());
   return code;
@@ -107,7 +115,7 @@ int Wait(ConfigService::Stub* stub, int64_t revision, int64_t timeout_s) {
   StatusResponse last;
   while (true) {
     grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
+    SetDeadline(&ctx);
     StatusResponse resp;
     grpc::Status s = stub->Status(&ctx, StatusRequest(), &resp);
     if (!s.ok()) return RpcFail(s);
@@ -149,6 +157,7 @@ int Wait(ConfigService::Stub* stub, int64_t revision, int64_t timeout_s) {
 
 int Status(ConfigService::Stub* stub, const std::string& node) {
   grpc::ClientContext ctx;
+  SetDeadline(&ctx);
   StatusRequest req;
   req.set_node_id(node);
   StatusResponse resp;
@@ -180,6 +189,7 @@ int main(int argc, char** argv) {
   bool dry_run = false;
   int64_t timeout_s = 30;
   int64_t revision = 0;
+  int64_t rpc_timeout_s = 10;
   std::string node;
   weft::FlagSet flags("weftctl",
                       "COMMAND [ARGS]\n\nCommands:\n"
@@ -198,6 +208,7 @@ int main(int argc, char** argv) {
   flags.Int("timeout", &timeout_s, "seconds to wait before naming the laggards");
   flags.Int("revision", &revision, "revision to wait for (default: the latest)");
   flags.String("node", &node, "only this node id");
+  flags.Int("rpc-timeout", &rpc_timeout_s, "deadline of each RPC to weft-cp, in seconds");
   if (auto s = flags.Parse(argc, argv); !s.ok()) return Fail(kUsage, std::string(s.message()));
   if (flags.help_requested()) {
     std::fputs(flags.Help().c_str(), stdout);
@@ -209,11 +220,12 @@ int main(int argc, char** argv) {
     return kOk;
   }
   if (args.empty()) return Fail(kUsage, "missing command (see --help)");
+  if (rpc_timeout_s <= 0) return Fail(kUsage, "--rpc-timeout must be positive");
+  g_rpc_timeout = std::chrono::seconds(rpc_timeout_s);
   const std::string& cmd = args[0];
 
   auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
   auto stub = ConfigService::NewStub(channel);
-  auto rpc_deadline = std::chrono::system_clock::now() + std::chrono::seconds(10);
 
   if (cmd == "apply") {
     if (files.empty()) return Fail(kUsage, "apply needs -f FILE|DIR");
@@ -226,7 +238,7 @@ int main(int argc, char** argv) {
     req.set_dry_run(dry_run);
     ApplyResponse resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(rpc_deadline);
+    SetDeadline(&ctx);
     grpc::Status s = stub->Apply(&ctx, req, &resp);
     if (!s.ok()) return RpcFail(s);
     for (const auto& k : resp.created()) std::printf("%s created\n", k.c_str());
@@ -252,7 +264,7 @@ int main(int argc, char** argv) {
     if (req.keys().empty()) return Fail(kUsage, "delete needs KIND/NAMESPACE/NAME or -f FILE");
     DeleteResponse resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(rpc_deadline);
+    SetDeadline(&ctx);
     grpc::Status s = stub->Delete(&ctx, req, &resp);
     if (!s.ok()) return RpcFail(s);
     for (const auto& k : resp.deleted()) std::printf("%s deleted\n", k.c_str());
@@ -261,7 +273,7 @@ int main(int argc, char** argv) {
   }
   if (cmd == "get") {
     grpc::ClientContext ctx;
-    ctx.set_deadline(rpc_deadline);
+    SetDeadline(&ctx);
     if (args.size() > 1 && args[1].find('/') != std::string::npos) {
       GetRequest req;
       req.set_key(args[1]);
@@ -287,7 +299,7 @@ int main(int argc, char** argv) {
     req.set_node_id(args[1]);
     ProxyConfigResponse resp;
     grpc::ClientContext ctx;
-    ctx.set_deadline(rpc_deadline);
+    SetDeadline(&ctx);
     grpc::Status s = stub->ProxyConfig(&ctx, req, &resp);
     if (!s.ok()) return RpcFail(s);
     std::printf("%s\n", resp.json().c_str());

@@ -49,6 +49,13 @@ class CpFixture {
   std::string Log() const { return cp_.process ? cp_.process->Log() : std::string(); }
   std::string LogTail() const { return cp_.LogTail(); }
   bool Running() const { return cp_.process && cp_.process->Running(); }
+  // SIGKILLs weft-cp and reaps it (a control-plane crash, as proxies see it).
+  void Kill() {
+    if (cp_.process) {
+      cp_.process->Kill(9);
+      cp_.process->Wait(std::chrono::seconds(5));
+    }
+  }
   // GET on the admin port; REQUIREs a 200 and (for the JSON ones) valid JSON.
   std::string Get(std::string_view path);
   google::protobuf::Struct GetJson(std::string_view path);

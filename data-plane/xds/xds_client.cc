@@ -1,0 +1,323 @@
+#include "data-plane/xds/xds_client.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <chrono>
+#include <random>
+
+#include "absl/strings/str_cat.h"
+#include "common/log.h"
+#include "common/strings.h"
+#include "envoy/service/discovery/v3/ads.grpc.pb.h"
+
+namespace weft::proxy {
+
+using envoy::service::discovery::v3::AggregatedDiscoveryService;
+using envoy::service::discovery::v3::DeltaDiscoveryRequest;
+using envoy::service::discovery::v3::DeltaDiscoveryResponse;
+using envoy::service::discovery::v3::DiscoveryRequest;
+using envoy::service::discovery::v3::DiscoveryResponse;
+using xds::ResourceType;
+
+namespace {
+
+std::chrono::milliseconds ToMs(const google::protobuf::Duration& d,
+                               std::chrono::milliseconds fallback) {
+  if (d.seconds() == 0 && d.nanos() == 0) return fallback;
+  return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+}
+
+// gRPC's INVALID_ARGUMENT, the code Envoy puts in a NACK's error_detail.
+constexpr int kInvalidArgument = 3;
+
+// Which of the dependent types the proxy subscribes to by name.
+constexpr ResourceType kNamedTypes[] = {ResourceType::kEndpoint, ResourceType::kRoute};
+
+}  // namespace
+
+XdsClient::XdsClient(envoy::config::core::v3::Node node, bootstrap::v1::Xds config,
+                     OnUpdate on_update)
+    : node_(std::move(node)), config_(std::move(config)), on_update_(std::move(on_update)) {
+  node_.set_user_agent_name("weft-proxy");
+}
+
+XdsClient::~XdsClient() {
+  stop_ = true;
+  {
+    std::lock_guard lock(mu_);
+    if (context_ != nullptr) context_->TryCancel();
+  }
+  if (thread_.joinable()) thread_.join();
+}
+
+void XdsClient::Start() {
+  thread_ = std::thread([this] { Run(); });
+}
+
+std::string XdsClient::ConfigDumpJson() const {
+  std::lock_guard lock(mu_);
+  return state_.ConfigDumpJson();
+}
+
+std::string XdsClient::last_rejection() const {
+  std::lock_guard lock(mu_);
+  return last_rejection_;
+}
+
+void XdsClient::SleepBackoff(int attempt) {
+  auto initial = ToMs(config_.initial_backoff(), std::chrono::milliseconds(250));
+  auto max = ToMs(config_.max_backoff(), std::chrono::seconds(30));
+  auto base = initial * (1LL << std::min(attempt, 16));
+  if (base > max) base = max;
+  // Jitter keeps a fleet of proxies from reconnecting in lockstep after a control-plane restart.
+  static thread_local std::mt19937_64 rng(std::random_device{}());
+  std::uniform_real_distribution<double> jitter(0.5, 1.5);
+  auto wait = std::chrono::milliseconds(static_cast<int64_t>(base.count() * jitter(rng)));
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  while (!stop_ && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+}
+
+void XdsClient::Run() {
+  if (config_.servers().empty()) return;
+  int attempt = 0;
+  size_t next_server = 0;
+  while (!stop_) {
+    const std::string& server = config_.servers(next_server++ % config_.servers_size());
+    uint64_t accepted_before = stats_.updates_accepted + stats_.updates_rejected;
+    if (config_.mode() == bootstrap::v1::Xds::SOTW) {
+      RunSotw(server);
+    } else {
+      RunDelta(server);
+    }
+    stats_.connected = false;
+    if (stop_) break;
+    // A stream that got answers was healthy: start the backoff over.
+    attempt =
+        (stats_.updates_accepted + stats_.updates_rejected > accepted_before) ? 0 : attempt + 1;
+    SleepBackoff(attempt);
+  }
+}
+
+void XdsClient::RunSotw(const std::string& server) {
+  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
+  auto stub = AggregatedDiscoveryService::NewStub(channel);
+  grpc::ClientContext ctx;
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    context_ = &ctx;
+  }
+  auto stream = stub->StreamAggregatedResources(&ctx);
+  struct Track {
+    std::string version;
+    std::string nonce;
+    std::set<std::string> names;
+    bool requested = false;
+    bool answered = false;
+  };
+  std::array<Track, xds::kResourceTypeCount> track;
+  bool node_sent = false;
+  auto send = [&](ResourceType t, const std::string* error) {
+    Track& tr = track[xds::Index(t)];
+    DiscoveryRequest req;
+    if (!node_sent) *req.mutable_node() = node_;
+    node_sent = true;
+    req.set_type_url(std::string(xds::TypeUrl(t)));
+    req.set_version_info(tr.version);
+    req.set_response_nonce(tr.nonce);
+    for (const std::string& n : tr.names) req.add_resource_names(n);
+    if (error != nullptr) {
+      req.mutable_error_detail()->set_code(kInvalidArgument);
+      req.mutable_error_detail()->set_message(*error);
+    }
+    tr.requested = true;
+    return stream->Write(req);
+  };
+  // Named subscriptions follow what the accepted clusters and listeners need.
+  auto resubscribe = [&]() {
+    for (ResourceType t : kNamedTypes) {
+      std::set<std::string> wanted;
+      {
+        std::lock_guard lock(mu_);
+        wanted = state_.Wanted(t);
+      }
+      Track& tr = track[xds::Index(t)];
+      if (wanted == tr.names && (tr.requested || wanted.empty())) continue;
+      tr.names = std::move(wanted);
+      if (!send(t, nullptr)) return false;
+    }
+    return true;
+  };
+  if (!send(ResourceType::kCluster, nullptr) || !send(ResourceType::kListener, nullptr) ||
+      !resubscribe()) {
+    stream->Finish();
+    std::lock_guard lock(mu_);
+    context_ = nullptr;
+    return;
+  }
+  ++stats_.connects;
+  stats_.connected = true;
+  WEFT_LOG(kInfo) << "xds: connected to " << server << " (SotW)";
+  DiscoveryResponse resp;
+  while (!stop_ && stream->Read(&resp)) {
+    auto type = xds::ResourceTypeFromUrl(resp.type_url());
+    if (!type) continue;
+    Track& tr = track[xds::Index(*type)];
+    absl::Status s;
+    {
+      std::lock_guard lock(mu_);
+      s = state_.ApplySotw(*type, resp.resources());
+      if (s.ok()) {
+        if (on_update_) on_update_(state_);
+      } else {
+        last_rejection_ = absl::StrCat(Sv(xds::ShortName(*type)), " version ", resp.version_info(),
+                                       ": ", s.message());
+      }
+    }
+    tr.nonce = resp.nonce();
+    tr.answered = true;
+    std::string error;
+    if (s.ok()) {
+      tr.version = resp.version_info();
+      ++stats_.updates_accepted;
+    } else {
+      ++stats_.updates_rejected;
+      error = std::string(s.message());
+      WEFT_LOG(kWarning) << "xds: rejected " << xds::ShortName(*type) << " version "
+                         << resp.version_info() << ": " << error;
+    }
+    if (!send(*type, s.ok() ? nullptr : &error) || !resubscribe()) break;
+    bool done = track[xds::Index(ResourceType::kCluster)].answered &&
+                track[xds::Index(ResourceType::kListener)].answered;
+    {
+      std::lock_guard lock(mu_);
+      done = done && state_.Warming().empty();
+    }
+    if (done) initialized_ = true;
+  }
+  grpc::Status status = stream->Finish();
+  ++stats_.disconnects;
+  WEFT_LOG(kWarning) << "xds: stream to " << server << " ended: " << status.error_message()
+                     << " (keeping last good config)";
+  std::lock_guard lock(mu_);
+  context_ = nullptr;
+}
+
+void XdsClient::RunDelta(const std::string& server) {
+  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
+  auto stub = AggregatedDiscoveryService::NewStub(channel);
+  grpc::ClientContext ctx;
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return;
+    context_ = &ctx;
+  }
+  auto stream = stub->DeltaAggregatedResources(&ctx);
+  std::array<std::set<std::string>, xds::kResourceTypeCount> subscribed;
+  std::array<bool, xds::kResourceTypeCount> answered{};
+  bool node_sent = false;
+  auto base_request = [&](ResourceType t) {
+    DeltaDiscoveryRequest req;
+    if (!node_sent) *req.mutable_node() = node_;
+    node_sent = true;
+    req.set_type_url(std::string(xds::TypeUrl(t)));
+    return req;
+  };
+  // What we already hold, so a reconnect only transfers what changed meanwhile.
+  auto initial_versions = [&](ResourceType t, DeltaDiscoveryRequest* req) {
+    std::lock_guard lock(mu_);
+    for (const auto& [name, r] : state_.resources(t)) {
+      (*req->mutable_initial_resource_versions())[name] = r->version_text;
+    }
+  };
+  auto resubscribe = [&]() {
+    for (ResourceType t : kNamedTypes) {
+      std::set<std::string> wanted;
+      {
+        std::lock_guard lock(mu_);
+        wanted = state_.Wanted(t);
+      }
+      std::set<std::string>& have = subscribed[xds::Index(t)];
+      if (wanted == have) continue;
+      DeltaDiscoveryRequest req = base_request(t);
+      for (const std::string& n : wanted) {
+        if (!have.contains(n)) req.add_resource_names_subscribe(n);
+      }
+      for (const std::string& n : have) {
+        if (!wanted.contains(n)) req.add_resource_names_unsubscribe(n);
+      }
+      have = std::move(wanted);
+      if (!stream->Write(req)) return false;
+    }
+    return true;
+  };
+  bool ok = true;
+  for (ResourceType t : {ResourceType::kCluster, ResourceType::kListener}) {
+    DeltaDiscoveryRequest req = base_request(t);
+    initial_versions(t, &req);
+    ok = ok && stream->Write(req);
+  }
+  for (ResourceType t : kNamedTypes) {
+    std::set<std::string> wanted;
+    {
+      std::lock_guard lock(mu_);
+      wanted = state_.Wanted(t);
+    }
+    if (wanted.empty()) continue;
+    DeltaDiscoveryRequest req = base_request(t);
+    for (const std::string& n : wanted) req.add_resource_names_subscribe(n);
+    initial_versions(t, &req);
+    subscribed[xds::Index(t)] = std::move(wanted);
+    ok = ok && stream->Write(req);
+  }
+  if (ok) {
+    ++stats_.connects;
+    stats_.connected = true;
+    WEFT_LOG(kInfo) << "xds: connected to " << server << " (Delta)";
+    DeltaDiscoveryResponse resp;
+    while (!stop_ && stream->Read(&resp)) {
+      auto type = xds::ResourceTypeFromUrl(resp.type_url());
+      if (!type) continue;
+      absl::Status s;
+      {
+        std::lock_guard lock(mu_);
+        s = state_.ApplyDelta(*type, resp.resources(), resp.removed_resources());
+        if (s.ok()) {
+          if (on_update_) on_update_(state_);
+        } else {
+          last_rejection_ =
+              absl::StrCat(Sv(xds::ShortName(*type)), " nonce ", resp.nonce(), ": ", s.message());
+        }
+      }
+      answered[xds::Index(*type)] = true;
+      DeltaDiscoveryRequest ack = base_request(*type);
+      ack.set_response_nonce(resp.nonce());
+      if (s.ok()) {
+        ++stats_.updates_accepted;
+      } else {
+        ++stats_.updates_rejected;
+        ack.mutable_error_detail()->set_code(kInvalidArgument);
+        ack.mutable_error_detail()->set_message(std::string(s.message()));
+        WEFT_LOG(kWarning) << "xds: rejected " << xds::ShortName(*type) << ": " << s.message();
+      }
+      if (!stream->Write(ack) || !resubscribe()) break;
+      bool done = answered[xds::Index(ResourceType::kCluster)] &&
+                  answered[xds::Index(ResourceType::kListener)];
+      {
+        std::lock_guard lock(mu_);
+        done = done && state_.Warming().empty();
+      }
+      if (done) initialized_ = true;
+    }
+  }
+  grpc::Status status = stream->Finish();
+  ++stats_.disconnects;
+  WEFT_LOG(kWarning) << "xds: stream to " << server << " ended: " << status.error_message()
+                     << " (keeping last good config)";
+  std::lock_guard lock(mu_);
+  context_ = nullptr;
+}
+
+}  // namespace weft::proxy

@@ -1,0 +1,73 @@
+// weft-proxy's ADS client: one stream to one control plane at a time, Delta or SotW, on its own
+// thread. It subscribes to all listeners and clusters, then to the endpoints and routes those
+// need; ACKs what validates and NACKs the rest with the validation error; reconnects with
+// jittered backoff, trying each configured server in turn; and keeps the last good config
+// while no control plane is reachable.
+#pragma once
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "data-plane/xds/config_state.h"
+#include "envoy/config/core/v3/base.pb.h"
+#include "weft/bootstrap/v1/bootstrap.pb.h"
+
+namespace grpc {
+class ClientContext;
+}
+
+namespace weft::proxy {
+
+struct XdsClientStats {
+  std::atomic<uint64_t> connects{0};
+  std::atomic<uint64_t> disconnects{0};
+  std::atomic<uint64_t> updates_accepted{0};
+  std::atomic<uint64_t> updates_rejected{0};
+  std::atomic<bool> connected{false};
+};
+
+class XdsClient {
+ public:
+  // Called on the client's thread after each accepted update, with the state locked; copy what
+  // you need (e.g. build a worker snapshot) and return quickly.
+  using OnUpdate = std::function<void(const ConfigState&)>;
+
+  XdsClient(envoy::config::core::v3::Node node, bootstrap::v1::Xds config, OnUpdate on_update);
+  ~XdsClient();  // cancels the stream and joins the thread
+  XdsClient(const XdsClient&) = delete;
+  XdsClient& operator=(const XdsClient&) = delete;
+
+  void Start();
+
+  std::string ConfigDumpJson() const;
+  // The last NACK this proxy sent (type and message), or empty.
+  std::string last_rejection() const;
+  const XdsClientStats& stats() const { return stats_; }
+  // True once every subscribed type has been answered at least once and nothing is warming.
+  bool initialized() const { return initialized_.load(); }
+
+ private:
+  void Run();
+  void RunSotw(const std::string& server);
+  void RunDelta(const std::string& server);
+  void SleepBackoff(int attempt);
+
+  envoy::config::core::v3::Node node_;
+  bootstrap::v1::Xds config_;
+  OnUpdate on_update_;
+  mutable std::mutex mu_;  // guards state_, last_rejection_, context_
+  ConfigState state_;
+  std::string last_rejection_;
+  grpc::ClientContext* context_ = nullptr;
+  std::atomic<bool> stop_{false};
+  std::atomic<bool> initialized_{false};
+  XdsClientStats stats_;
+  std::thread thread_;
+};
+
+}  // namespace weft::proxy

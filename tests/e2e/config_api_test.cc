@@ -1,0 +1,743 @@
+// The config API end to end: a real weft-cp, driven by the real `weftctl` binary (exit codes and
+// output are the contract scripts rely on), observed by real xDS clients — Debian's libgrpc++
+// proxyless resolver and step-driven SotW streams — and by the admin endpoints.
+//
+// ctest runs every TEST_CASE in its own process, so the gRPC xDS bootstrap (a process-wide
+// singleton read on first use) can be set per test case.
+#include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <chrono>
+#include <cstdio>
+#include <deque>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "grpcpp/grpcpp.h"
+#include "tests/e2e/e2e_util.h"
+#include "tests/support/process.h"
+#include "tests/support/xds_client.h"
+#include "weft/testing/v1/echo.grpc.pb.h"
+
+#ifndef WEFT_SOURCE_DIR
+#error "WEFT_SOURCE_DIR must be defined (tests/e2e/CMakeLists.txt)"
+#endif
+
+namespace weft::test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+using std::chrono::steady_clock;
+
+bool Contains(const std::string& haystack, const std::string& needle) {
+  return haystack.find(needle) != std::string::npos;
+}
+
+// --- weftctl -----------------------------------------------------------------------------------
+
+struct CtlResult {
+  int exit_code = -1;  // -1: did not exit normally (killed, or still running at the timeout)
+  std::string out;
+  std::string err;
+  milliseconds took{0};
+};
+
+std::ostream& operator<<(std::ostream& os, const CtlResult& r) {
+  return os << "exit " << r.exit_code << " after " << r.took.count() << " ms\n--- stdout ---\n"
+            << r.out << "--- stderr ---\n"
+            << r.err;
+}
+
+// Runs build/bin/weftctl with `args` as a Subprocess; stdout and stderr are kept apart (a shell
+// redirects stderr) so a test can check which stream a message went to.
+CtlResult RunWeftctl(const std::vector<std::string>& args, milliseconds timeout = seconds(60)) {
+  static TempDir logs("weftctl-out");
+  static int counter = 0;
+  std::string base = logs.Join("run-" + std::to_string(counter++));
+  std::vector<std::string> argv = {"/bin/sh", "-c", "exec \"$@\" 2>\"$WEFTCTL_STDERR\"", "sh",
+                                   BinDir() + "/weftctl"};
+  argv.insert(argv.end(), args.begin(), args.end());
+  std::string error;
+  auto start = steady_clock::now();
+  auto p = Subprocess::Start(argv, {{"WEFTCTL_STDERR", base + ".err"}}, base + ".out", &error);
+  CtlResult r;
+  if (!p) {
+    r.err = "cannot start weftctl: " + error;
+    return r;
+  }
+  std::optional<int> status = p->Wait(timeout);
+  r.took = std::chrono::duration_cast<milliseconds>(steady_clock::now() - start);
+  if (status && WIFEXITED(*status)) r.exit_code = WEXITSTATUS(*status);
+  r.out = p->Log();
+  r.err = ReadFile(base + ".err").value_or("");
+  return r;
+}
+
+// --- weft-cp -----------------------------------------------------------------------------------
+
+// weft-cp with an (empty) config dir, a durable data dir, and the config API port.
+class ApiCp {
+ public:
+  explicit ApiCp(const std::string& data_dir) : config_("weft-api-config"), data_dir_(data_dir) {}
+  ~ApiCp() {
+    if (CurrentTestFailed() && cp_.process) {
+      std::fprintf(stderr, "---- weft-cp log (tail) ----\n%s\n---- end of weft-cp log ----\n",
+                   cp_.LogTail(12000).c_str());
+    }
+  }
+
+  void Start() {
+    std::string error;
+    auto cp = StartWeftCp(config_.path(),
+                          {"--data-dir", data_dir_, "--debounce-ms", "20", "--log-level", "debug"},
+                          &error);
+    INFO(error);
+    REQUIRE(cp.has_value());
+    cp_ = std::move(*cp);
+  }
+
+  // SIGKILL: no shutdown path runs, as in a crash or an OOM kill.
+  void Kill9() {
+    REQUIRE(cp_.process);
+    cp_.process->Kill(SIGKILL);
+    REQUIRE(cp_.process->Wait(seconds(5)).has_value());
+    cp_ = WeftCp();
+  }
+
+  int xds_port() const { return cp_.xds_port; }
+  int admin_port() const { return cp_.admin_port; }
+  std::string server() const { return "127.0.0.1:" + std::to_string(cp_.api_port); }
+
+  CtlResult Ctl(std::vector<std::string> args, milliseconds timeout = seconds(60)) const {
+    args.insert(args.begin(), {"--server", server()});
+    return RunWeftctl(args, timeout);
+  }
+
+  std::string Admin(std::string_view path) const {
+    HttpResponse r = HttpGet(cp_.admin_port, path);
+    INFO("GET " << path << " -> " << r.status << "\n" << r.body);
+    REQUIRE(r.status == 200);
+    return r.body;
+  }
+
+  // True once /debug/proxies lists every node in `ids`.
+  bool WaitForProxies(const std::vector<std::string>& ids) const {
+    return WaitFor(
+        [&] {
+          auto json = ParseJson(HttpGet(cp_.admin_port, "/debug/proxies").body);
+          if (!json) return false;
+          for (const auto& id : ids) {
+            if (!FindProxy(*json, id)) return false;
+          }
+          return true;
+        },
+        seconds(10), milliseconds(20));
+  }
+
+ private:
+  TempDir config_;
+  std::string data_dir_;
+  WeftCp cp_;
+};
+
+// Writes `contents` to a fresh file in `dir` and returns its path.
+std::string WriteYaml(const TempDir& dir, const std::string& name, const std::string& contents) {
+  std::string path = dir.Join(name);
+  REQUIRE(WriteFileAtomic(path, contents));
+  return path;
+}
+
+std::string ServiceYaml(const std::string& name, int port, const std::vector<int>& endpoints) {
+  std::string out = "kind: Service\nname: " + name + "\nports: [{port: " + std::to_string(port) +
+                    ", protocol: GRPC}]\n";
+  if (!endpoints.empty()) out += "endpoints:\n";
+  for (int p : endpoints) out += "- {address: 127.0.0.1, port: " + std::to_string(p) + "}\n";
+  return out;
+}
+
+// --- xDS clients -------------------------------------------------------------------------------
+
+// An ADS SotW stream subscribed to every cluster (wildcard CDS) whose background thread answers
+// each response: ACK, nothing at all (a stuck proxy: the stream stays open, no answer is sent), or
+// NACK.
+class ScriptedProxy {
+ public:
+  enum class Mode { kAck, kSilent, kNack };
+
+  ScriptedProxy(int xds_port, std::string node_id)
+      : node_id_(std::move(node_id)), client_(xds_port) {
+    auto node = MakeNode(node_id_);
+    client_.Send(SotwRequest(kCds, {}, &node));
+    thread_ = std::thread([this] { Loop(); });
+  }
+  ~ScriptedProxy() {
+    stop_ = true;
+    thread_.join();
+  }
+
+  void set_mode(Mode mode) { mode_ = mode; }
+  const std::string& node_id() const { return node_id_; }
+  int responses() const { return responses_; }
+  std::vector<std::string> cluster_names() const {
+    std::lock_guard lock(mu_);
+    return last_names_;
+  }
+
+  static constexpr std::string_view kNackMessage = "weft-test: this proxy refuses the new clusters";
+
+ private:
+  void Loop() {
+    std::string last_good;
+    while (!stop_) {
+      auto r = client_.Next(milliseconds(20));
+      if (!r) continue;
+      {
+        std::lock_guard lock(mu_);
+        last_names_ = Names(*r);
+      }
+      ++responses_;
+      switch (mode_.load()) {
+        case Mode::kAck:
+          client_.Send(SotwAck(*r, {}));
+          last_good = r->version_info();
+          break;
+        case Mode::kSilent:
+          break;
+        case Mode::kNack:
+          client_.Send(SotwNack(*r, {}, last_good, kNackMessage));
+          break;
+      }
+    }
+  }
+
+  std::string node_id_;
+  SotwClient client_;
+  std::atomic<Mode> mode_{Mode::kAck};
+  std::atomic<bool> stop_{false};
+  std::atomic<int> responses_{0};
+  mutable std::mutex mu_;
+  std::vector<std::string> last_names_;
+  std::thread thread_;
+};
+
+// --- Echo backends (for the proxyless case) ----------------------------------------------------
+
+class EchoBackend final : public weft::testing::v1::EchoService::Service {
+ public:
+  explicit EchoBackend(std::string name) : name_(std::move(name)) {
+    grpc::ServerBuilder builder;
+    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
+    builder.RegisterService(this);
+    server_ = builder.BuildAndStart();
+  }
+  ~EchoBackend() override {
+    if (server_) server_->Shutdown(std::chrono::system_clock::now() + seconds(1));
+  }
+  int port() const { return port_; }
+  bool ok() const { return server_ != nullptr && port_ != 0; }
+
+  grpc::Status Echo(grpc::ServerContext*, const weft::testing::v1::EchoRequest* request,
+                    weft::testing::v1::EchoResponse* response) override {
+    response->set_message(request->message());
+    response->set_backend(name_);
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::string name_;
+  int port_ = 0;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+// Sends `n` Echo RPCs and counts answers per backend ("error: ..." for failures).
+std::map<std::string, int> Spray(weft::testing::v1::EchoService::Stub& stub, int n) {
+  std::map<std::string, int> counts;
+  for (int i = 0; i < n; ++i) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
+    weft::testing::v1::EchoRequest req;
+    req.set_message("hello " + std::to_string(i));
+    weft::testing::v1::EchoResponse resp;
+    grpc::Status status = stub.Echo(&ctx, req, &resp);
+    if (status.ok()) {
+      counts[resp.backend()]++;
+    } else {
+      counts["error: " + std::to_string(status.error_code()) + " " + status.error_message()]++;
+    }
+  }
+  return counts;
+}
+
+std::string Show(const std::map<std::string, int>& counts) {
+  std::string out;
+  for (const auto& [k, v] : counts) out += k + "=" + std::to_string(v) + " ";
+  return out;
+}
+
+// --- 1. proxyless gRPC over a YAML Service -----------------------------------------------------
+
+TEST_CASE("config_api: proxyless gRPC reaches the endpoints of a Service applied with weftctl",
+          "[e2e][api][proxyless]") {
+  EchoBackend b1("backend-1"), b2("backend-2"), b3("backend-3");
+  REQUIRE(b1.ok());
+  REQUIRE(b2.ok());
+  REQUIRE(b3.ok());
+
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start();
+
+  std::string v1 =
+      WriteYaml(files, "echo-v1.yaml", ServiceYaml("echo", 8080, {b1.port(), b2.port()}));
+  CtlResult applied = cp.Ctl({"apply", "-f", v1, "--wait"});
+  INFO(applied);
+  REQUIRE(applied.exit_code == 0);
+  CHECK(Contains(applied.out, "Service/default/echo created"));
+  CHECK(Contains(applied.out, "in sync"));
+
+  std::string bootstrap =
+      "{\"xds_servers\":[{\"server_uri\":\"127.0.0.1:" + std::to_string(cp.xds_port()) +
+      "\",\"channel_creds\":[{\"type\":\"insecure\"}],"
+      "\"server_features\":[\"xds_v3\"]}],"
+      "\"node\":{\"id\":\"proxyless-1\",\"cluster\":\"test\"}}";
+  REQUIRE(::setenv("GRPC_XDS_BOOTSTRAP_CONFIG", bootstrap.c_str(), 1) == 0);
+
+  // Namespace `default` gets the short listener name `echo` (docs/config.md).
+  auto channel = grpc::CreateChannel("xds:///echo", grpc::InsecureChannelCredentials());
+  auto stub = weft::testing::v1::EchoService::NewStub(channel);
+  bool connected = channel->WaitForConnected(std::chrono::system_clock::now() + seconds(10));
+  if (!connected) {
+    INFO("/debug/proxies: " << HttpGet(cp.admin_port(), "/debug/proxies").body);
+    REQUIRE(connected);
+  }
+
+  auto before = Spray(*stub, 40);
+  INFO("before the update: " << Show(before));
+  CHECK(before["backend-1"] > 0);
+  CHECK(before["backend-2"] > 0);
+  CHECK(before.count("backend-3") == 0);
+  CHECK(before["backend-1"] + before["backend-2"] == 40);
+
+  // Move traffic from backend 1 to backend 3; RPCs keep flowing while weftctl runs.
+  std::string v2 =
+      WriteYaml(files, "echo-v2.yaml", ServiceYaml("echo", 8080, {b2.port(), b3.port()}));
+  std::atomic<bool> saw_b3{false};
+  std::atomic<bool> stop{false};
+  std::map<std::string, int> during;
+  auto changed_at = steady_clock::now();
+  steady_clock::time_point b3_at;
+  std::thread sprayer([&] {
+    while (!stop && steady_clock::now() - changed_at < seconds(5)) {
+      auto c = Spray(*stub, 1);
+      for (const auto& [k, v] : c) during[k] += v;
+      if (c.count("backend-3") > 0) {
+        b3_at = steady_clock::now();
+        saw_b3 = true;
+        return;
+      }
+      std::this_thread::sleep_for(milliseconds(2));
+    }
+  });
+  CtlResult updated = cp.Ctl({"apply", "-f", v2, "--wait", "--timeout", "5"});
+  sprayer.join();
+  INFO(updated);
+  CHECK(updated.exit_code == 0);
+  CHECK(Contains(updated.out, "Service/default/echo updated"));
+  CHECK(Contains(updated.out, "all 1 proxies in sync"));
+  INFO("RPCs during the update: " << Show(during));
+  REQUIRE(saw_b3);
+  auto latency = std::chrono::duration_cast<milliseconds>(b3_at - changed_at);
+  INFO("backend-3 first answered " << latency.count() << " ms after weftctl apply started");
+  CHECK(latency < seconds(1));
+
+  auto after = Spray(*stub, 30);
+  INFO("after the update: " << Show(after));
+  CHECK(after.count("backend-1") == 0);
+  CHECK(after["backend-2"] > 0);
+  CHECK(after["backend-3"] > 0);
+  CHECK(after["backend-2"] + after["backend-3"] == 30);
+}
+
+// --- 2. refused applies change nothing ---------------------------------------------------------
+
+TEST_CASE("config_api: weftctl apply refuses invalid configs with field paths and changes nothing",
+          "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start();
+
+  std::string base =
+      WriteYaml(files, "base.yaml",
+                ServiceYaml("echo", 8080, {9001}) + "---\n" + ServiceYaml("other", 8080, {9002}) +
+                    "---\n"
+                    "kind: Route\n"
+                    "name: r\n"
+                    "hosts: [echo]\n"
+                    "rules:\n"
+                    "- destinations: [{service: other}]\n");
+  CtlResult applied = cp.Ctl({"apply", "-f", base, "--wait"});
+  INFO(applied);
+  REQUIRE(applied.exit_code == 0);
+
+  CtlResult get_before = cp.Ctl({"get"});
+  REQUIRE(get_before.exit_code == 0);
+  REQUIRE(Contains(get_before.out, "Service/default/echo"));
+  REQUIRE(Contains(get_before.out, "Route/default/r"));
+  std::string snapshots_before = cp.Admin("/debug/snapshots");
+  REQUIRE(Contains(snapshots_before, "echo.default:8080"));
+
+  struct Case {
+    std::string name;
+    std::string file;
+    std::string yaml;
+    std::vector<std::string> expected;  // substrings of stderr
+  };
+  std::vector<Case> cases = {
+      {"unknown LB algorithm (YAML enum)",
+       "bad-policy.yaml",
+       "kind: Policy\n"
+       "name: echo\n"
+       "service: echo\n"
+       "lb:\n"
+       "  algorithm: FASTEST_POSSIBLE\n",
+       {"bad-policy.yaml:5: lb.algorithm: ", "FASTEST_POSSIBLE"}},
+      {"route to an unknown service",
+       "bad-route.yaml",
+       "kind: Route\n"
+       "name: r\n"
+       "hosts: [echo]\n"
+       "rules:\n"
+       "- destinations: [{service: nope}]\n",
+       {"Route/default/r.rules[0].destinations[0].service", "nope"}},
+      {"duplicate names in one apply",
+       "dup.yaml",
+       ServiceYaml("fresh", 8080, {9003}) + "---\n" + ServiceYaml("fresh", 9090, {9004}),
+       {"Service/default/fresh", "twice"}},
+      {"bad regex in a route match",
+       "bad-regex.yaml",
+       "kind: Route\n"
+       "name: r2\n"
+       "hosts: [echo]\n"
+       "rules:\n"
+       "- match: {path: {regex: \"/v[0-9+/.*\"}}\n"
+       "  destinations: [{service: other}]\n",
+       {"Route/default/r2.rules[0].match.path.regex", "invalid regex"}},
+  };
+  for (const Case& c : cases) {
+    INFO("case: " << c.name);
+    std::string path = WriteYaml(files, c.file, c.yaml);
+    CtlResult r = cp.Ctl({"apply", "-f", path, "--wait", "--timeout", "2"});
+    INFO(r);
+    CHECK(r.exit_code == 1);
+    for (const auto& e : c.expected) CHECK(Contains(r.err, e));
+    CtlResult get_after = cp.Ctl({"get"});
+    CHECK(get_after.exit_code == 0);
+    CHECK(get_after.out == get_before.out);
+  }
+
+  // A dry run of a valid change: reported, not stored, not served.
+  std::string valid = WriteYaml(files, "valid.yaml", ServiceYaml("newcomer", 8080, {9005}));
+  CtlResult dry = cp.Ctl({"apply", "-f", valid, "--dry-run"});
+  INFO(dry);
+  CHECK(dry.exit_code == 0);
+  CHECK(Contains(dry.out, "Service/default/newcomer created"));
+  CHECK(Contains(dry.out, "dry run"));
+  CtlResult get_newcomer = cp.Ctl({"get", "Service/default/newcomer"});
+  CHECK(get_newcomer.exit_code == 1);
+  CHECK(cp.Ctl({"get"}).out == get_before.out);
+
+  // Give a (wrong) publish time to show up before comparing what is served.
+  std::this_thread::sleep_for(milliseconds(200));
+  CHECK(cp.Admin("/debug/snapshots") == snapshots_before);
+}
+
+// --- 3. apply --wait follows the proxies' ACKs -------------------------------------------------
+
+TEST_CASE("config_api: weftctl apply --wait returns once every proxy ACKed and names the laggards",
+          "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start();
+
+  ScriptedProxy a(cp.xds_port(), "proxy-a");
+  ScriptedProxy b(cp.xds_port(), "proxy-b");
+  REQUIRE(cp.WaitForProxies({"proxy-a", "proxy-b"}));
+
+  std::string one = WriteYaml(files, "one.yaml", ServiceYaml("one", 8080, {9001}));
+  CtlResult r1 = cp.Ctl({"apply", "-f", one, "--wait", "--timeout", "10"});
+  INFO(r1);
+  REQUIRE(r1.exit_code == 0);
+  CHECK(Contains(r1.out, "all 2 proxies in sync"));
+  // Both were really sent the new cluster before weftctl said so.
+  CHECK(a.cluster_names() == std::vector<std::string>{"one.default:8080"});
+  CHECK(b.cluster_names() == std::vector<std::string>{"one.default:8080"});
+
+  // proxy-b goes quiet: its stream stays open but it never answers again.
+  b.set_mode(ScriptedProxy::Mode::kSilent);
+  int b_responses = b.responses();
+  std::string two = WriteYaml(files, "two.yaml", ServiceYaml("two", 8080, {9002}));
+  CtlResult r2 = cp.Ctl({"apply", "-f", two, "--wait", "--timeout", "2"});
+  INFO(r2);
+  CHECK(r2.exit_code == 3);
+  CHECK(Contains(r2.out, "Service/default/two created"));
+  CHECK(Contains(r2.err, "timed out"));
+  CHECK(Contains(r2.err, "laggard: proxy-b"));
+  CHECK_FALSE(Contains(r2.err, "proxy-a"));
+  CHECK(r2.took >= milliseconds(1900));
+  CHECK(r2.took < seconds(10));
+  // It was pushed the change and did not answer (rather than never being sent it).
+  CHECK(b.responses() > b_responses);
+}
+
+TEST_CASE("config_api: weftctl apply --wait exits 1 when a proxy NACKs the change", "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start();
+
+  ScriptedProxy a(cp.xds_port(), "proxy-a");
+  ScriptedProxy b(cp.xds_port(), "proxy-b");
+  REQUIRE(cp.WaitForProxies({"proxy-a", "proxy-b"}));
+  std::string one = WriteYaml(files, "one.yaml", ServiceYaml("one", 8080, {9001}));
+  CtlResult r1 = cp.Ctl({"apply", "-f", one, "--wait", "--timeout", "10"});
+  INFO(r1);
+  REQUIRE(r1.exit_code == 0);
+
+  b.set_mode(ScriptedProxy::Mode::kNack);
+  std::string two = WriteYaml(files, "two.yaml", ServiceYaml("two", 8080, {9002}));
+  CtlResult r2 = cp.Ctl({"apply", "-f", two, "--wait", "--timeout", "10"});
+  INFO(r2);
+  CHECK(r2.exit_code == 1);
+  CHECK(Contains(r2.err, "refused by proxies"));
+  CHECK(Contains(r2.err, "proxy-b"));
+  CHECK(Contains(r2.err, std::string(ScriptedProxy::kNackMessage)));
+  CHECK_FALSE(Contains(r2.err, "proxy-a"));
+  CHECK(r2.took < seconds(8));  // answered by the NACK, not by the timeout
+
+  // `weftctl status` shows the same NACK.
+  CtlResult st = cp.Ctl({"status"});
+  INFO(st);
+  CHECK(st.exit_code == 0);
+  CHECK(Contains(st.out, std::string(ScriptedProxy::kNackMessage)));
+}
+
+// --- 4. durability -----------------------------------------------------------------------------
+
+TEST_CASE("config_api: objects applied with weftctl survive a SIGKILL of weft-cp", "[e2e][api]") {
+  TempDir data("weft-api-data");
+  const std::string mesh = std::string(WEFT_SOURCE_DIR) + "/deploy/examples/mesh";
+
+  std::string snapshots_before;
+  std::string get_before;
+  {
+    ApiCp cp(data.path());
+    cp.Start();
+    CtlResult applied = cp.Ctl({"apply", "-f", mesh, "--wait", "--timeout", "10"});
+    INFO(applied);
+    REQUIRE(applied.exit_code == 0);
+    CHECK(Contains(applied.out, "Service/default/payments created"));
+    CHECK(Contains(applied.out, "Route/default/payments-canary created"));
+    CHECK(Contains(applied.out, "Policy/default/payments-v2 created"));
+    CHECK(Contains(applied.out, "AuthorizationPolicy/default/payments-callers created"));
+    snapshots_before = cp.Admin("/debug/snapshots");
+    CtlResult got = cp.Ctl({"get"});
+    REQUIRE(got.exit_code == 0);
+    get_before = got.out;
+    cp.Kill9();
+  }
+  CHECK(Contains(snapshots_before, "payments.default:8080"));
+  CHECK(Contains(snapshots_before, "payments-v2.default:8080"));
+
+  ApiCp restarted(data.path());
+  restarted.Start();
+  // The store is loaded before the ready file is written, but publishing is asynchronous.
+  std::string snapshots_after;
+  bool same = WaitFor(
+      [&] {
+        snapshots_after = HttpGet(restarted.admin_port(), "/debug/snapshots").body;
+        return snapshots_after == snapshots_before;
+      },
+      seconds(5), milliseconds(20));
+  INFO("before the kill: " << snapshots_before);
+  INFO("after the restart: " << snapshots_after);
+  CHECK(same);
+  CtlResult got = restarted.Ctl({"get"});
+  INFO(got);
+  CHECK(got.exit_code == 0);
+  CHECK(got.out == get_before);
+}
+
+// --- 5. status, proxy-config, delete, usage, unreachable ---------------------------------------
+
+TEST_CASE("config_api: weftctl status and proxy-config show what a connected proxy was sent",
+          "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start();
+
+  std::string svc =
+      WriteYaml(files, "svc.yaml",
+                ServiceYaml("alpha", 8080, {9001}) + "---\n" + ServiceYaml("beta", 9090, {9002}));
+  CtlResult applied = cp.Ctl({"apply", "-f", svc, "--wait"});
+  INFO(applied);
+  REQUIRE(applied.exit_code == 0);
+
+  ScriptedProxy p(cp.xds_port(), "sidecar-7");
+  REQUIRE(cp.WaitForProxies({"sidecar-7"}));
+  CtlResult waited = cp.Ctl({"wait", "--timeout", "10"});
+  INFO(waited);
+  REQUIRE(waited.exit_code == 0);
+
+  auto snapshots = ParseJson(cp.Admin("/debug/snapshots"));
+  REQUIRE(snapshots.has_value());
+  std::string cluster_version =
+      JsonString(*JsonAt(*snapshots, "groups"), "default.cluster.version");
+  INFO("/debug/snapshots: " << ToJson(*snapshots));
+  REQUIRE_FALSE(cluster_version.empty());
+
+  CtlResult st = cp.Ctl({"status"});
+  INFO(st);
+  CHECK(st.exit_code == 0);
+  CHECK(Contains(st.out, "1 proxies connected"));
+  bool found_row = false;
+  for (size_t pos = 0, eol; pos < st.out.size(); pos = eol + 1) {
+    eol = st.out.find('\n', pos);
+    if (eol == std::string::npos) eol = st.out.size();
+    std::string line = st.out.substr(pos, eol - pos);
+    if (Contains(line, "sidecar-7") && Contains(line, "cluster") && Contains(line, "sotw") &&
+        Contains(line, "yes")) {
+      // Sent and ACKed: the version appears twice on the row.
+      size_t first = line.find(cluster_version);
+      found_row = first != std::string::npos &&
+                  line.find(cluster_version, first + cluster_version.size()) != std::string::npos;
+    }
+  }
+  CHECK(found_row);
+
+  CtlResult node_only = cp.Ctl({"status", "--node", "someone-else"});
+  CHECK(node_only.exit_code == 0);
+  CHECK_FALSE(Contains(node_only.out, "sidecar-7"));
+
+  CtlResult pc = cp.Ctl({"proxy-config", "sidecar-7"});
+  INFO(pc);
+  CHECK(pc.exit_code == 0);
+  auto pc_json = ParseJson(pc.out);
+  REQUIRE(pc_json.has_value());
+  CHECK(JsonString(*JsonAt(*pc_json, "node_id"), "") == "sidecar-7");
+  CHECK(Contains(pc.out, "\"alpha.default:8080\""));
+  CHECK(Contains(pc.out, "\"beta.default:9090\""));
+
+  CtlResult missing = cp.Ctl({"proxy-config", "nobody"});
+  CHECK(missing.exit_code == 1);
+  CHECK(Contains(missing.err, "nobody"));
+}
+
+TEST_CASE("config_api: weftctl delete refuses to break references and deletes what is unreferenced",
+          "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start();
+
+  std::string all =
+      WriteYaml(files, "all.yaml",
+                ServiceYaml("front", 8080, {9001}) + "---\n" + ServiceYaml("back", 8080, {9002}) +
+                    "---\n" + ServiceYaml("lonely", 8080, {9003}) +
+                    "---\n"
+                    "kind: Route\n"
+                    "name: front-to-back\n"
+                    "hosts: [front]\n"
+                    "rules:\n"
+                    "- destinations: [{service: back}]\n");
+  CtlResult applied = cp.Ctl({"apply", "-f", all, "--wait"});
+  INFO(applied);
+  REQUIRE(applied.exit_code == 0);
+  std::string snapshots_before = cp.Admin("/debug/snapshots");
+
+  CtlResult refused = cp.Ctl({"delete", "Service/default/back"});
+  INFO(refused);
+  CHECK(refused.exit_code == 1);
+  CHECK(Contains(refused.err, "Route/default/front-to-back"));
+  CHECK(Contains(refused.err, "back"));
+  CHECK(cp.Ctl({"get", "Service/default/back"}).exit_code == 0);
+
+  CtlResult deleted = cp.Ctl({"delete", "Service/default/lonely", "--wait"});
+  INFO(deleted);
+  CHECK(deleted.exit_code == 0);
+  CHECK(Contains(deleted.out, "Service/default/lonely deleted"));
+  CtlResult gone = cp.Ctl({"get", "Service/default/lonely"});
+  CHECK(gone.exit_code == 1);
+  CHECK(Contains(gone.err, "not found"));
+  std::string snapshots_after = cp.Admin("/debug/snapshots");
+  CHECK(Contains(snapshots_before, "lonely.default:8080"));
+  CHECK_FALSE(Contains(snapshots_after, "lonely.default:8080"));
+  CHECK(Contains(snapshots_after, "back.default:8080"));
+
+  CtlResult again = cp.Ctl({"delete", "Service/default/lonely"});
+  CHECK(again.exit_code == 1);
+
+  // Route first, then the service it referenced.
+  CHECK(cp.Ctl({"delete", "Route/default/front-to-back"}).exit_code == 0);
+  CHECK(cp.Ctl({"delete", "Service/default/back"}).exit_code == 0);
+}
+
+TEST_CASE("config_api: weftctl exit codes for usage errors and an unreachable server",
+          "[e2e][api]") {
+  CtlResult unknown = RunWeftctl({"--server", "127.0.0.1:1", "frobnicate"});
+  INFO(unknown);
+  CHECK(unknown.exit_code == 2);
+  CHECK(Contains(unknown.err, "frobnicate"));
+
+  CtlResult no_cmd = RunWeftctl({});
+  CHECK(no_cmd.exit_code == 2);
+  CtlResult bad_flag = RunWeftctl({"--no-such-flag", "get"});
+  CHECK(bad_flag.exit_code == 2);
+  CtlResult apply_no_file = RunWeftctl({"--server", "127.0.0.1:1", "apply"});
+  CHECK(apply_no_file.exit_code == 2);
+
+  // Nothing listens: the connection is refused and every command fails fast.
+  for (const char* cmd : {"get", "status", "wait"}) {
+    INFO("command " << cmd);
+    CtlResult r = RunWeftctl({"--server", "127.0.0.1:1", cmd}, seconds(30));
+    INFO(r);
+    CHECK(r.exit_code == 4);
+    CHECK(r.took < seconds(3));
+  }
+
+  // A server that accepts TCP connections but never speaks: only the RPC deadline ends it.
+  int fd = ::socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  REQUIRE(fd >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+  REQUIRE(::listen(fd, 16) == 0);
+  socklen_t len = sizeof(addr);
+  REQUIRE(::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len) == 0);
+  std::string mute = "127.0.0.1:" + std::to_string(ntohs(addr.sin_port));
+  for (const char* cmd : {"get", "status"}) {
+    INFO("command " << cmd << " against a mute server");
+    CtlResult r = RunWeftctl({"--server", mute, "--rpc-timeout", "1", cmd}, seconds(30));
+    INFO(r);
+    CHECK(r.exit_code == 4);
+    CHECK(r.took < seconds(4));
+  }
+  ::close(fd);
+}
+
+}  // namespace
+}  // namespace weft::test
