@@ -1479,26 +1479,6 @@ absl::StatusOr<std::vector<Translated>> Compile(const std::vector<cfg::ConfigObj
   return translated;
 }
 
-// protobuf's JSON parser names a field inside a repeated message relative to its element:
-// "s.yaml:1: (ports[0]) protcol: Cannot find field." Rewrite that as the full path with the
-// line YAML knows for it: "s.yaml:5: ports[0].protcol: Cannot find field." Bad values come
-// with the whole path in parentheses, "s.yaml:5: (lb.algorithm): invalid value ...", which
-// becomes "s.yaml:5: lb.algorithm: invalid value ...".
-std::string LocateParseError(const YamlDocument& doc, std::string_view message) {
-  static const RE2 kRelative(R"(\d+: \(([^)]*)\) ([A-Za-z0-9_@]+): (.*))");
-  static const RE2 kWhole(R"(\d+: \(([^)]*)\): (.*))");
-  std::string prefix = absl::StrCat(doc.source, ":");
-  if (message.substr(0, prefix.size()) != prefix) return std::string(message);
-  std::string parent, field, problem;
-  std::string path;
-  if (RE2::FullMatch(Rs(message.substr(prefix.size())), kRelative, &parent, &field, &problem)) {
-    path = absl::StrCat(parent, ".", field);
-  } else if (!RE2::FullMatch(Rs(message.substr(prefix.size())), kWhole, &path, &problem)) {
-    return std::string(message);
-  }
-  return absl::StrCat(doc.source, ":", doc.LineOf(path), ": ", path, ": ", problem);
-}
-
 }  // namespace
 
 std::string ClusterName(std::string_view name, std::string_view ns, uint32_t port) {
@@ -1591,8 +1571,8 @@ absl::StatusOr<std::vector<cfg::ConfigObject>> ParseConfigDocuments(
     }
     absl::Status parsed = YamlDocumentToProto(stripped, target);
     if (!parsed.ok()) {
-      errors.push_back(LocateParseError(
-          doc, std::string_view(parsed.message().data(), parsed.message().size())));
+      // Already "source:line: full.path: problem": `stripped` keeps the document's lines.
+      errors.emplace_back(parsed.message().data(), parsed.message().size());
       continue;
     }
     out.push_back(std::move(object));

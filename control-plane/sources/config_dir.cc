@@ -92,52 +92,6 @@ std::string LocateError(const YamlDocument& doc, const std::string& error) {
   return absl::StrCat(doc.source, ":", doc.LineOf(path), ": ", error);
 }
 
-// protobuf's JSON parser names fields inside an Any relative to the Any ("(load_assignment)
-// bogus: Cannot find field."), which YamlDocument cannot place. When exactly one known path
-// ends with that relative path, report the full path and its line instead of the document's
-// first line.
-std::string LocateParseError(const YamlDocument& doc, std::string_view message) {
-  // Strip "source:line: ", whatever line the converter guessed.
-  std::string prefix = absl::StrCat(doc.source, ":");
-  if (message.substr(0, prefix.size()) != prefix) return std::string(message);
-  std::string_view rest = message.substr(prefix.size());
-  size_t digits = rest.find_first_not_of("0123456789");
-  if (digits == 0 || digits == std::string_view::npos || rest.substr(digits, 2) != ": ") {
-    return std::string(message);
-  }
-  rest.remove_prefix(digits + 2);
-  std::string path;
-  if (!rest.empty() && rest.front() == '(') {
-    size_t close = rest.find(')');
-    if (close == std::string_view::npos) return std::string(message);
-    path = std::string(rest.substr(1, close - 1));
-    rest.remove_prefix(close + 1);
-    if (!rest.empty() && rest.front() == ' ') rest.remove_prefix(1);
-  }
-  size_t colon = rest.find(": ");
-  if (colon == std::string_view::npos) return std::string(message);
-  std::string_view field = rest.substr(0, colon);
-  if (field.find(' ') != std::string_view::npos) return std::string(message);
-  if (!field.empty()) path = path.empty() ? std::string(field) : absl::StrCat(path, ".", Sv(field));
-  if (path.empty()) return std::string(message);
-  const std::pair<const std::string, int>* match = nullptr;
-  if (auto it = doc.lines.find(path); it != doc.lines.end()) {
-    match = &*it;
-  } else {
-    std::string suffix = absl::StrCat(".", path);
-    for (const auto& entry : doc.lines) {
-      const std::string& p = entry.first;
-      if (p.size() > suffix.size() &&
-          p.compare(p.size() - suffix.size(), suffix.size(), suffix) == 0) {
-        if (match != nullptr) return std::string(message);  // ambiguous
-        match = &entry;
-      }
-    }
-  }
-  if (match == nullptr) return std::string(message);
-  return absl::StrCat(doc.source, ":", match->second, ": ", match->first, Sv(rest.substr(colon)));
-}
-
 void ParseDocument(const YamlDocument& doc, ParsedFile* out,
                    std::map<ResourceKey, std::string>* seen) {
   if (doc.empty) return;
@@ -159,8 +113,8 @@ void ParseDocument(const YamlDocument& doc, ParsedFile* out,
   DiscoveryResponse response;
   absl::Status parsed = YamlDocumentToProto(doc, &response);
   if (!parsed.ok()) {
-    out->errors.push_back(
-        LocateParseError(doc, std::string_view(parsed.message().data(), parsed.message().size())));
+    // Already "source:line: full.path: problem" (see YamlDocumentToProto).
+    out->errors.emplace_back(parsed.message().data(), parsed.message().size());
     return;
   }
   for (int i = 0; i < response.resources_size(); ++i) {

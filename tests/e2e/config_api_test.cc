@@ -5,7 +5,6 @@
 // ctest runs every TEST_CASE in its own process, so the gRPC xDS bootstrap (a process-wide
 // singleton read on first use) can be set per test case.
 #include <netinet/in.h>
-#include <stdlib.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -18,15 +17,15 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "grpcpp/grpcpp.h"
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/echo_backends.h"
 #include "tests/support/process.h"
 #include "tests/support/xds_client.h"
-#include "weft/testing/v1/echo.grpc.pb.h"
 
 #ifndef WEFT_SOURCE_DIR
 #error "WEFT_SOURCE_DIR must be defined (tests/e2e/CMakeLists.txt)"
@@ -230,60 +229,6 @@ class ScriptedProxy {
   std::thread thread_;
 };
 
-// --- Echo backends (for the proxyless case) ----------------------------------------------------
-
-class EchoBackend final : public weft::testing::v1::EchoService::Service {
- public:
-  explicit EchoBackend(std::string name) : name_(std::move(name)) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(this);
-    server_ = builder.BuildAndStart();
-  }
-  ~EchoBackend() override {
-    if (server_) server_->Shutdown(std::chrono::system_clock::now() + seconds(1));
-  }
-  int port() const { return port_; }
-  bool ok() const { return server_ != nullptr && port_ != 0; }
-
-  grpc::Status Echo(grpc::ServerContext*, const weft::testing::v1::EchoRequest* request,
-                    weft::testing::v1::EchoResponse* response) override {
-    response->set_message(request->message());
-    response->set_backend(name_);
-    return grpc::Status::OK;
-  }
-
- private:
-  std::string name_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-};
-
-// Sends `n` Echo RPCs and counts answers per backend ("error: ..." for failures).
-std::map<std::string, int> Spray(weft::testing::v1::EchoService::Stub& stub, int n) {
-  std::map<std::string, int> counts;
-  for (int i = 0; i < n; ++i) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + seconds(5));
-    weft::testing::v1::EchoRequest req;
-    req.set_message("hello " + std::to_string(i));
-    weft::testing::v1::EchoResponse resp;
-    grpc::Status status = stub.Echo(&ctx, req, &resp);
-    if (status.ok()) {
-      counts[resp.backend()]++;
-    } else {
-      counts["error: " + std::to_string(status.error_code()) + " " + status.error_message()]++;
-    }
-  }
-  return counts;
-}
-
-std::string Show(const std::map<std::string, int>& counts) {
-  std::string out;
-  for (const auto& [k, v] : counts) out += k + "=" + std::to_string(v) + " ";
-  return out;
-}
-
 // --- 1. proxyless gRPC over a YAML Service -----------------------------------------------------
 
 TEST_CASE("config_api: proxyless gRPC reaches the endpoints of a Service applied with weftctl",
@@ -306,21 +251,9 @@ TEST_CASE("config_api: proxyless gRPC reaches the endpoints of a Service applied
   CHECK(Contains(applied.out, "Service/default/echo created"));
   CHECK(Contains(applied.out, "in sync"));
 
-  std::string bootstrap =
-      "{\"xds_servers\":[{\"server_uri\":\"127.0.0.1:" + std::to_string(cp.xds_port()) +
-      "\",\"channel_creds\":[{\"type\":\"insecure\"}],"
-      "\"server_features\":[\"xds_v3\"]}],"
-      "\"node\":{\"id\":\"proxyless-1\",\"cluster\":\"test\"}}";
-  REQUIRE(::setenv("GRPC_XDS_BOOTSTRAP_CONFIG", bootstrap.c_str(), 1) == 0);
-
+  SetGrpcXdsBootstrap(cp.xds_port(), "proxyless-1");
   // Namespace `default` gets the short listener name `echo` (docs/config.md).
-  auto channel = grpc::CreateChannel("xds:///echo", grpc::InsecureChannelCredentials());
-  auto stub = weft::testing::v1::EchoService::NewStub(channel);
-  bool connected = channel->WaitForConnected(std::chrono::system_clock::now() + seconds(10));
-  if (!connected) {
-    INFO("/debug/proxies: " << HttpGet(cp.admin_port(), "/debug/proxies").body);
-    REQUIRE(connected);
-  }
+  auto stub = ConnectEcho("xds:///echo", cp.admin_port());
 
   auto before = Spray(*stub, 40);
   INFO("before the update: " << Show(before));
@@ -465,31 +398,45 @@ TEST_CASE("config_api: weftctl apply refuses invalid configs with field paths an
 
 // --- 3. apply --wait follows the proxies' ACKs -------------------------------------------------
 
-TEST_CASE("config_api: weftctl apply --wait returns once every proxy ACKed and names the laggards",
-          "[e2e][api]") {
-  TempDir data("weft-api-data");
-  TempDir files("weft-api-files");
-  ApiCp cp(data.path());
-  cp.Start();
+// weft-cp with two ScriptedProxies, proxy-a and proxy-b, connected to it.
+struct TwoProxies {
+  TwoProxies() : cp(data.path()) {
+    cp.Start();
+    a.emplace(cp.xds_port(), "proxy-a");
+    b.emplace(cp.xds_port(), "proxy-b");
+    REQUIRE(cp.WaitForProxies({"proxy-a", "proxy-b"}));
+  }
 
-  ScriptedProxy a(cp.xds_port(), "proxy-a");
-  ScriptedProxy b(cp.xds_port(), "proxy-b");
-  REQUIRE(cp.WaitForProxies({"proxy-a", "proxy-b"}));
+  // Writes Service `name` (port 8080, one endpoint) to <name>.yaml and runs
+  // `weftctl apply -f <name>.yaml --wait --timeout <timeout>`.
+  CtlResult ApplyService(const std::string& name, int endpoint, const std::string& timeout) {
+    std::string file = WriteYaml(files, name + ".yaml", ServiceYaml(name, 8080, {endpoint}));
+    return cp.Ctl({"apply", "-f", file, "--wait", "--timeout", timeout});
+  }
 
-  std::string one = WriteYaml(files, "one.yaml", ServiceYaml("one", 8080, {9001}));
-  CtlResult r1 = cp.Ctl({"apply", "-f", one, "--wait", "--timeout", "10"});
+  TempDir data{"weft-api-data"};
+  TempDir files{"weft-api-files"};
+  ApiCp cp;
+  std::optional<ScriptedProxy> a;
+  std::optional<ScriptedProxy> b;
+};
+
+TEST_CASE_METHOD(TwoProxies,
+                 "config_api: weftctl apply --wait returns once every proxy ACKed and names the "
+                 "laggards",
+                 "[e2e][api]") {
+  CtlResult r1 = ApplyService("one", 9001, "10");
   INFO(r1);
   REQUIRE(r1.exit_code == 0);
   CHECK(Contains(r1.out, "all 2 proxies in sync"));
   // Both were really sent the new cluster before weftctl said so.
-  CHECK(a.cluster_names() == std::vector<std::string>{"one.default:8080"});
-  CHECK(b.cluster_names() == std::vector<std::string>{"one.default:8080"});
+  CHECK(a->cluster_names() == std::vector<std::string>{"one.default:8080"});
+  CHECK(b->cluster_names() == std::vector<std::string>{"one.default:8080"});
 
   // proxy-b goes quiet: its stream stays open but it never answers again.
-  b.set_mode(ScriptedProxy::Mode::kSilent);
-  int b_responses = b.responses();
-  std::string two = WriteYaml(files, "two.yaml", ServiceYaml("two", 8080, {9002}));
-  CtlResult r2 = cp.Ctl({"apply", "-f", two, "--wait", "--timeout", "2"});
+  b->set_mode(ScriptedProxy::Mode::kSilent);
+  int b_responses = b->responses();
+  CtlResult r2 = ApplyService("two", 9002, "2");
   INFO(r2);
   CHECK(r2.exit_code == 3);
   CHECK(Contains(r2.out, "Service/default/two created"));
@@ -499,26 +446,18 @@ TEST_CASE("config_api: weftctl apply --wait returns once every proxy ACKed and n
   CHECK(r2.took >= milliseconds(1900));
   CHECK(r2.took < seconds(10));
   // It was pushed the change and did not answer (rather than never being sent it).
-  CHECK(b.responses() > b_responses);
+  CHECK(b->responses() > b_responses);
 }
 
-TEST_CASE("config_api: weftctl apply --wait exits 1 when a proxy NACKs the change", "[e2e][api]") {
-  TempDir data("weft-api-data");
-  TempDir files("weft-api-files");
-  ApiCp cp(data.path());
-  cp.Start();
-
-  ScriptedProxy a(cp.xds_port(), "proxy-a");
-  ScriptedProxy b(cp.xds_port(), "proxy-b");
-  REQUIRE(cp.WaitForProxies({"proxy-a", "proxy-b"}));
-  std::string one = WriteYaml(files, "one.yaml", ServiceYaml("one", 8080, {9001}));
-  CtlResult r1 = cp.Ctl({"apply", "-f", one, "--wait", "--timeout", "10"});
+TEST_CASE_METHOD(TwoProxies,
+                 "config_api: weftctl apply --wait exits 1 when a proxy NACKs the change",
+                 "[e2e][api]") {
+  CtlResult r1 = ApplyService("one", 9001, "10");
   INFO(r1);
   REQUIRE(r1.exit_code == 0);
 
-  b.set_mode(ScriptedProxy::Mode::kNack);
-  std::string two = WriteYaml(files, "two.yaml", ServiceYaml("two", 8080, {9002}));
-  CtlResult r2 = cp.Ctl({"apply", "-f", two, "--wait", "--timeout", "10"});
+  b->set_mode(ScriptedProxy::Mode::kNack);
+  CtlResult r2 = ApplyService("two", 9002, "10");
   INFO(r2);
   CHECK(r2.exit_code == 1);
   CHECK(Contains(r2.err, "refused by proxies"));

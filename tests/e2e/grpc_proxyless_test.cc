@@ -5,53 +5,22 @@
 //
 // The xDS client inside gRPC is a process-wide singleton built from the bootstrap on first use,
 // so this file holds a single test case (ctest runs each case in its own process anyway).
-#include <stdlib.h>
-
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <map>
-#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
 
-#include "grpcpp/grpcpp.h"
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/echo_backends.h"
 #include "tests/support/process.h"
 #include "tests/support/xds_client.h"
-#include "weft/testing/v1/echo.grpc.pb.h"
 
 namespace weft::test {
 namespace {
 
 using std::chrono::milliseconds;
-
-class EchoBackend final : public weft::testing::v1::EchoService::Service {
- public:
-  explicit EchoBackend(std::string name) : name_(std::move(name)) {
-    grpc::ServerBuilder builder;
-    builder.AddListeningPort("127.0.0.1:0", grpc::InsecureServerCredentials(), &port_);
-    builder.RegisterService(this);
-    server_ = builder.BuildAndStart();
-  }
-  ~EchoBackend() override {
-    if (server_) server_->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(1));
-  }
-  int port() const { return port_; }
-  bool ok() const { return server_ != nullptr && port_ != 0; }
-
-  grpc::Status Echo(grpc::ServerContext*, const weft::testing::v1::EchoRequest* request,
-                    weft::testing::v1::EchoResponse* response) override {
-    response->set_message(request->message());
-    response->set_backend(name_);
-    return grpc::Status::OK;
-  }
-
- private:
-  std::string name_;
-  int port_ = 0;
-  std::unique_ptr<grpc::Server> server_;
-};
 
 std::string ListenerFile() {
   return ResourcesFile(
@@ -81,32 +50,6 @@ std::string EndpointsFile(const std::vector<int>& ports) {
   return ResourcesFile({ClaRes("svc-cluster", ports, "z1")});
 }
 
-// Sends `n` Echo RPCs (5 s deadline each) and counts answers per backend ("error: CODE" for
-// failures).
-std::map<std::string, int> Spray(weft::testing::v1::EchoService::Stub& stub, int n) {
-  std::map<std::string, int> counts;
-  for (int i = 0; i < n; ++i) {
-    grpc::ClientContext ctx;
-    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(5));
-    weft::testing::v1::EchoRequest req;
-    req.set_message("hello " + std::to_string(i));
-    weft::testing::v1::EchoResponse resp;
-    grpc::Status status = stub.Echo(&ctx, req, &resp);
-    if (status.ok()) {
-      counts[resp.backend()]++;
-    } else {
-      counts["error: " + std::to_string(status.error_code()) + " " + status.error_message()]++;
-    }
-  }
-  return counts;
-}
-
-std::string Show(const std::map<std::string, int>& counts) {
-  std::string out;
-  for (const auto& [k, v] : counts) out += k + "=" + std::to_string(v) + " ";
-  return out;
-}
-
 TEST_CASE("Debian's gRPC xDS client routes RPCs to the backends weft-cp names",
           "[e2e][proxyless]") {
   EchoBackend b1("backend-1"), b2("backend-2"), b3("backend-3");
@@ -122,23 +65,8 @@ TEST_CASE("Debian's gRPC xDS client routes RPCs to the backends weft-cp names",
   cp.Start();
 
   // Must be set before the first xds: channel: gRPC reads the bootstrap once per process.
-  std::string bootstrap =
-      "{\"xds_servers\":[{\"server_uri\":\"127.0.0.1:" + std::to_string(cp.xds_port()) +
-      "\",\"channel_creds\":[{\"type\":\"insecure\"}],"
-      "\"server_features\":[\"xds_v3\"]}],"
-      "\"node\":{\"id\":\"proxyless-1\",\"cluster\":\"test\","
-      "\"locality\":{\"zone\":\"z1\"}}}";
-  REQUIRE(::setenv("GRPC_XDS_BOOTSTRAP_CONFIG", bootstrap.c_str(), 1) == 0);
-
-  auto channel = grpc::CreateChannel("xds:///svc", grpc::InsecureChannelCredentials());
-  auto stub = weft::testing::v1::EchoService::NewStub(channel);
-  bool connected =
-      channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(10));
-  if (!connected) {
-    // The NACK text (if any) is the most useful thing to see here.
-    INFO("/debug/proxies: " << HttpGet(cp.admin_port(), "/debug/proxies").body);
-    REQUIRE(connected);
-  }
+  SetGrpcXdsBootstrap(cp.xds_port(), "proxyless-1", "z1");
+  auto stub = ConnectEcho("xds:///svc", cp.admin_port());
 
   auto counts = Spray(*stub, 40);
   INFO("before the EDS change: " << Show(counts));
