@@ -78,6 +78,7 @@ class Converter {
                                 kv.first.Mark().line + 1, path.empty() ? "<root>" : path));
           }
           const std::string& key = kv.first.Scalar();
+          const size_t begin = out_.size();
           if (!first) out_ += ',';
           first = false;
           AppendJsonString(key, &out_);
@@ -86,6 +87,9 @@ class Converter {
           doc_->lines.emplace(child, kv.first.Mark().line + 1);
           absl::Status s = Convert(kv.second, child);
           if (!s.ok()) return s;
+          if (path.empty()) {
+            doc_->top_ranges[key] = {begin, out_.size()};
+          }
         }
         out_ += '}';
         return absl::OkStatus();
@@ -138,6 +142,17 @@ std::pair<std::string, std::string> NormalizeJsonError(const YamlDocument& doc,
 }
 
 }  // namespace
+
+std::string YamlDocument::JsonWithout(std::string_view key) const {
+  auto it = top_ranges.find(key);
+  if (it == top_ranges.end()) return json;
+  auto [begin, end] = it->second;
+  std::string out = json;
+  // The first entry has no leading comma; take the one that follows it instead, if any.
+  if (out[begin] != ',' && end < out.size() && out[end] == ',') ++end;
+  out.erase(begin, end - begin);
+  return out;
+}
 
 int YamlDocument::LineOf(std::string_view path) const {
   std::string p(path);

@@ -26,6 +26,12 @@ struct YamlDocument {
   std::map<std::string, std::string, std::less<>> top_scalars;
   bool is_map = false;
   bool empty = false;
+  // Where each top-level field sits in `json` (byte range), for JsonWithout().
+  std::map<std::string, std::pair<size_t, size_t>, std::less<>> top_ranges;
+
+  // `json` minus one top-level field: how a document's `kind` selector is dropped before the
+  // rest is parsed as the message it selects.
+  std::string JsonWithout(std::string_view key) const;
 
   // Best-known line for `path`: the line of its longest known prefix.
   int LineOf(std::string_view path) const;

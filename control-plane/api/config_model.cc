@@ -51,27 +51,37 @@ absl::StatusOr<std::unique_ptr<ConfigModel>> ConfigModel::Create(Store* store,
   return model;
 }
 
-absl::StatusOr<std::vector<xds::ResourcePtr>> ConfigModel::Build(
-    const std::map<std::string, Stored>& stored) const {
+absl::StatusOr<Translation> ConfigModel::Build(const std::map<std::string, Stored>& stored) const {
   std::vector<ConfigObject> objects = file_objects_;
   objects.reserve(objects.size() + stored.size());
   for (const auto& [key, s] : stored) objects.push_back(s.object);
   if (absl::Status s = ValidateConfig(objects); !s.ok()) return s;
-  auto translated = Translate(objects);
+  auto translated = TranslateForNodes(objects);
   if (!translated.ok()) return translated.status();
-  // Raw resources from files and translated ones share one snapshot: names must not clash.
+  // Raw resources from files and translated ones share the default snapshot and every group's
+  // snapshot: names must not clash in any of them.
   std::vector<xds::ResourcePtr> all = raw_resources_;
-  all.insert(all.end(), translated->begin(), translated->end());
-  if (auto snap = Snapshot::Build(std::move(all)); !snap.ok()) {
-    return absl::InvalidArgumentError(
-        absl::StrCat(snap.status().message(),
-                     " (a translated resource clashes with a raw resource in --config-dir)"));
+  all.insert(all.end(), translated->shared.begin(), translated->shared.end());
+  std::vector<std::pair<std::string, std::vector<xds::ResourcePtr>>> snapshots;
+  snapshots.emplace_back("", all);
+  for (const auto& [group, resources] : translated->per_group) {
+    std::vector<xds::ResourcePtr> with_group = all;
+    with_group.insert(with_group.end(), resources.begin(), resources.end());
+    snapshots.emplace_back(group, std::move(with_group));
+  }
+  for (auto& [group, resources] : snapshots) {
+    if (auto snap = Snapshot::Build(std::move(resources)); !snap.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          group.empty() ? "" : absl::StrCat("node group ", group, ": "), snap.status().message(),
+          " (a translated resource clashes with a raw resource in --config-dir)"));
+    }
   }
   return translated;
 }
 
-void ConfigModel::PublishLocked(std::vector<xds::ResourcePtr> resources) {
-  publisher_->Update(std::string(kModelSource), std::move(resources), revision_);
+void ConfigModel::PublishLocked(Translation translation) {
+  publisher_->Update(std::string(kModelSource), std::move(translation.shared), revision_,
+                     std::move(translation.per_group));
 }
 
 void ConfigModel::SetFileConfig(std::vector<ConfigObject> objects,

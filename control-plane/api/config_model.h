@@ -16,6 +16,7 @@
 #include "absl/status/statusor.h"
 #include "common/xds/resource.h"
 #include "control-plane/cache/publisher.h"
+#include "control-plane/model/model.h"
 #include "control-plane/store/store.h"
 #include "weft/config/v1/config.pb.h"
 #include "weft/config/v1/config_service.pb.h"
@@ -50,9 +51,8 @@ class ConfigModel {
     int64_t mod_revision = 0;
   };
   // Validates and translates `stored` + file objects + raw resources together.
-  absl::StatusOr<std::vector<xds::ResourcePtr>> Build(
-      const std::map<std::string, Stored>& stored) const;
-  void PublishLocked(std::vector<xds::ResourcePtr> resources);
+  absl::StatusOr<Translation> Build(const std::map<std::string, Stored>& stored) const;
+  void PublishLocked(Translation translation);
 
   Store* store_;
   Publisher* publisher_;

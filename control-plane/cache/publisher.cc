@@ -1,5 +1,6 @@
 #include "control-plane/cache/publisher.h"
 
+#include "absl/strings/str_cat.h"
 #include "common/log.h"
 
 namespace weft::cp {
@@ -19,10 +20,11 @@ Publisher::~Publisher() {
 }
 
 void Publisher::Update(const std::string& source, std::vector<xds::ResourcePtr> resources,
-                       int64_t revision) {
+                       int64_t revision, GroupResources group_resources) {
   {
     std::lock_guard lock(mu_);
     sources_[source] = std::move(resources);
+    source_groups_[source] = std::move(group_resources);
     revisions_[source] = revision;
     auto now = std::chrono::steady_clock::now();
     if (!dirty_) first_change_ = now;
@@ -58,20 +60,53 @@ void Publisher::PublishLocked(std::unique_lock<std::mutex>& lock) {
   for (const auto& [name, resources] : sources_)
     all.insert(all.end(), resources.begin(), resources.end());
   dirty_ = false;
+  // group -> shared + every source's resources for that group.
+  std::map<std::string, std::vector<xds::ResourcePtr>> groups;
+  for (const auto& [src, by_group] : source_groups_) {
+    for (const auto& [group, resources] : by_group) {
+      // The default group is what every other node is served; a source cannot own it.
+      if (group == kDefaultGroup) continue;
+      auto [it, inserted] = groups.try_emplace(group, all);
+      it->second.insert(it->second.end(), resources.begin(), resources.end());
+    }
+  }
   auto snapshot = Snapshot::Build(std::move(all));
-  if (!snapshot.ok()) {
-    // Keep serving the last good snapshot; the sources' own validation should make this rare.
-    last_error_ = std::string(snapshot.status().message());
+  std::map<std::string, SnapshotPtr> group_snapshots;
+  std::string error;
+  if (!snapshot.ok()) error = std::string(snapshot.status().message());
+  for (auto& [group, resources] : groups) {
+    if (!error.empty()) break;
+    auto built = Snapshot::Build(std::move(resources));
+    if (!built.ok()) {
+      error = absl::StrCat("group ", group, ": ", built.status().message());
+    } else {
+      group_snapshots.emplace(group, *std::move(built));
+    }
+  }
+  if (!error.empty()) {
+    // Keep serving the last good snapshots; the sources' own validation should make this rare.
+    // All or nothing, so a group is never served a mix of old and new config.
+    last_error_ = std::move(error);
     WEFT_LOG(kError) << "config not published, last good snapshot kept: " << last_error_;
     return;
   }
   last_error_.clear();
   ++published_;
   auto revisions = revisions_;
+  std::vector<std::string> gone;
+  for (const std::string& g : published_groups_) {
+    if (!group_snapshots.contains(g)) gone.push_back(g);
+  }
+  published_groups_.clear();
+  for (const auto& [g, snap] : group_snapshots) published_groups_.insert(g);
   // SetSnapshot notifies every stream; do it without holding our lock so Update() never waits
-  // on a fan-out.
+  // on a fan-out. Groups first: a node that moves from the default to its group snapshot never
+  // sees new shared config without its inbound resources.
   lock.unlock();
-  bool changed = cache_->SetSnapshot(std::string(kDefaultGroup), *std::move(snapshot));
+  bool changed = false;
+  for (auto& [g, snap] : group_snapshots) changed |= cache_->SetSnapshot(g, std::move(snap));
+  changed |= cache_->SetSnapshot(std::string(kDefaultGroup), *std::move(snapshot));
+  for (const std::string& g : gone) cache_->ClearSnapshot(g);
   lock.lock();
   // Only now is that content in the cache: waiters on a revision must not see it earlier.
   for (const auto& [src, rev] : revisions) {

@@ -8,6 +8,7 @@
 #include <condition_variable>
 #include <map>
 #include <mutex>
+#include <set>
 #include <string>
 #include <thread>
 #include <vector>
@@ -24,10 +25,14 @@ class Publisher {
   Publisher(const Publisher&) = delete;
   Publisher& operator=(const Publisher&) = delete;
 
+  using GroupResources = std::map<std::string, std::vector<xds::ResourcePtr>>;
   // Replaces everything `source` defines. `revision` is the source's own version of that
   // content (the config store's revision), reported back by PublishedRevision().
+  // `resources` go to every node; `group_resources` only to the nodes of that group
+  // (snapshot_cache.h): each group present in any source gets a snapshot of every source's
+  // shared resources plus that group's, and groups no source mentions any more are cleared.
   void Update(const std::string& source, std::vector<xds::ResourcePtr> resources,
-              int64_t revision = 0);
+              int64_t revision = 0, GroupResources group_resources = {});
   // Publishes pending changes now (start-up, tests).
   void Flush();
 
@@ -47,6 +52,9 @@ class Publisher {
   mutable std::mutex mu_;
   std::condition_variable cv_;
   std::map<std::string, std::vector<xds::ResourcePtr>> sources_;
+  std::map<std::string, GroupResources> source_groups_;
+  // Groups this publisher has set in the cache, so it clears only its own.
+  std::set<std::string> published_groups_;
   std::map<std::string, int64_t> revisions_;
   std::map<std::string, int64_t> published_revisions_;
   bool dirty_ = false;

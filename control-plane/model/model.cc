@@ -21,9 +21,12 @@
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/config/rbac/v3/rbac.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb.h"
 #include "envoy/extensions/transport_sockets/tls/v3/tls.pb.h"
 #include "google/protobuf/struct.pb.h"
 #include "google/protobuf/util/json_util.h"
@@ -198,9 +201,16 @@ struct AttachedRule {
   int index;
 };
 
+struct AuthzInfo {
+  const cfg::AuthorizationPolicy* policy = nullptr;
+  std::string ns;
+  std::string key;
+};
+
 struct Index {
   std::map<std::pair<std::string, std::string>, ServiceInfo> services;  // (ns, name)
   std::vector<RouteInfo> routes;                                        // sorted by key
+  std::vector<AuthzInfo> authz;                                         // sorted by key
 
   const ServiceInfo* FindService(const std::string& ns, const std::string& name) const {
     auto it = services.find({ns, name});
@@ -279,8 +289,13 @@ class Validator {
         index->services.emplace(std::make_pair(info.ns, o.service().name()), info);
       } else if (o.has_route()) {
         index->routes.push_back(RouteInfo{&o.route(), NamespaceOf(o.route().namespace_()), key});
+      } else if (o.has_authorization_policy()) {
+        index->authz.push_back(AuthzInfo{&o.authorization_policy(),
+                                         NamespaceOf(o.authorization_policy().namespace_()), key});
       }
     }
+    std::sort(index->authz.begin(), index->authz.end(),
+              [](const AuthzInfo& a, const AuthzInfo& b) { return a.key < b.key; });
     std::sort(index->routes.begin(), index->routes.end(),
               [](const RouteInfo& a, const RouteInfo& b) { return a.key < b.key; });
     index_ = index;
@@ -814,6 +829,8 @@ class Validator {
 struct Translated {
   Any any;
   std::string origin;
+  // Node groups this resource belongs to; empty: shared by every node.
+  std::vector<std::string> groups;
   std::vector<std::string> vhost_origins;
   std::vector<std::vector<std::string>> route_origins;
 };
@@ -865,6 +882,7 @@ class Translator {
         AddLoadAssignment(svc, port);
       }
       AddProxylessListeners(svc);
+      AddInbound(svc);
     }
     // No services, no sidecar listener: raw-resource users get exactly what they wrote.
     if (!index_.services.empty()) AddOutbound();
@@ -1423,6 +1441,207 @@ class Translator {
     Emit(l, std::string(kOutboundHttpName));
   }
 
+  // The node groups a service's sidecars fall in: "<name>.<ns>" and, in the default namespace,
+  // the short name a sidecar declares as its node cluster. A service called "default" does not
+  // get the short group: it would replace the snapshot every other node shares.
+  static std::vector<std::string> GroupsOf(const ServiceInfo& svc) {
+    std::vector<std::string> groups = {absl::StrCat(svc.service->name(), ".", svc.ns)};
+    if (svc.ns == kDefaultNamespace && svc.service->name() != kDefaultNamespace) {
+      groups.push_back(svc.service->name());
+    }
+    return groups;
+  }
+
+  void EmitForGroups(const google::protobuf::Message& m, std::string origin,
+                     const std::vector<std::string>& groups) {
+    Emit(m, std::move(origin));
+    out_.back().groups = groups;
+  }
+
+  // A Principal/Permission list as one: the element itself, or `or` of all of them.
+  template <typename T, typename AddSet>
+  static T AnyOf(std::vector<T> items, AddSet mutable_set) {
+    if (items.size() == 1) return std::move(items[0]);
+    T out;
+    for (T& item : items) *(out.*mutable_set)()->add_rules() = std::move(item);
+    return out;
+  }
+
+  static ec::rbac::v3::Principal PrincipalAnyOf(std::vector<ec::rbac::v3::Principal> items) {
+    if (items.size() == 1) return std::move(items[0]);
+    ec::rbac::v3::Principal out;
+    for (auto& item : items) *out.mutable_or_ids()->add_ids() = std::move(item);
+    return out;
+  }
+
+  static ec::rbac::v3::Principal Authenticated(bool prefix, const std::string& value) {
+    ec::rbac::v3::Principal p;
+    auto* m = p.mutable_authenticated()->mutable_principal_name();
+    if (prefix) {
+      m->set_prefix(value);
+    } else {
+      m->set_exact(value);
+    }
+    return p;
+  }
+
+  static ec::rbac::v3::Permission HeaderPermission(const std::string& name,
+                                                   const std::string& exact) {
+    ec::rbac::v3::Permission p;
+    p.mutable_header()->set_name(name);
+    p.mutable_header()->mutable_string_match()->set_exact(exact);
+    return p;
+  }
+
+  // One AuthorizationRule: every set part must match, any value within a part.
+  static ec::rbac::v3::Policy RbacPolicy(const cfg::AuthorizationRule& rule) {
+    using ec::rbac::v3::Permission;
+    using ec::rbac::v3::Principal;
+    ec::rbac::v3::Policy policy;
+
+    std::vector<Principal> from;
+    std::vector<Principal> ids;
+    for (const std::string& id : rule.from().identities()) ids.push_back(Authenticated(false, id));
+    if (!ids.empty()) from.push_back(PrincipalAnyOf(std::move(ids)));
+    // Namespaces are matched on the caller's SPIFFE identity, the only place the namespace of
+    // a mesh peer is known to the receiving proxy.
+    std::vector<Principal> nss;
+    for (const std::string& ns : rule.from().namespaces()) {
+      nss.push_back(Authenticated(true, absl::StrCat("spiffe://weft/ns/", ns, "/")));
+    }
+    if (!nss.empty()) from.push_back(PrincipalAnyOf(std::move(nss)));
+    if (from.empty()) {
+      policy.add_principals()->set_any(true);
+    } else if (from.size() == 1) {
+      // Principals in the list are OR-ed already: no need for an or_ids wrapper.
+      if (from[0].has_or_ids()) {
+        *policy.mutable_principals() = from[0].or_ids().ids();
+      } else {
+        *policy.add_principals() = std::move(from[0]);
+      }
+    } else {
+      auto* both = policy.add_principals()->mutable_and_ids();
+      for (Principal& p : from) *both->add_ids() = std::move(p);
+    }
+
+    std::vector<Permission> to;
+    std::vector<Permission> paths;
+    for (const std::string& path : rule.to().paths()) {
+      Permission p;
+      auto* m = p.mutable_url_path()->mutable_path();
+      if (!path.empty() && path.back() == '*') {
+        m->set_prefix(path.substr(0, path.size() - 1));
+      } else {
+        m->set_exact(path);
+      }
+      paths.push_back(std::move(p));
+    }
+    if (!paths.empty()) to.push_back(AnyOf(std::move(paths), &Permission::mutable_or_rules));
+    std::vector<Permission> methods;
+    for (const std::string& m : rule.to().methods())
+      methods.push_back(HeaderPermission(":method", m));
+    if (!methods.empty()) to.push_back(AnyOf(std::move(methods), &Permission::mutable_or_rules));
+    for (const cfg::AuthorizationRule::When& w : rule.when()) {
+      std::vector<Permission> values;
+      for (const std::string& v : w.values()) values.push_back(HeaderPermission(w.header(), v));
+      to.push_back(AnyOf(std::move(values), &Permission::mutable_or_rules));
+    }
+    if (to.empty()) {
+      policy.add_permissions()->set_any(true);
+    } else {
+      *policy.add_permissions() = AnyOf(std::move(to), &Permission::mutable_and_rules);
+    }
+    return policy;
+  }
+
+  // The RBAC filters for a service: DENY first so an explicit deny always wins, then ALLOW.
+  // Policies with the same action merge into one filter, one RBAC policy per rule: Envoy
+  // allows (or denies) when any of them matches.
+  void AddRbacFilters(const ServiceInfo& svc, HttpConnectionManager* hcm) const {
+    using RbacFilter = ::envoy::extensions::filters::http::rbac::v3::RBAC;
+    for (auto action : {cfg::AuthorizationPolicy::DENY, cfg::AuthorizationPolicy::ALLOW}) {
+      RbacFilter rbac;
+      bool any = false;
+      for (const AuthzInfo& a : index_.authz) {
+        if (a.ns != svc.ns || a.policy->service() != svc.service->name() ||
+            a.policy->action() != action) {
+          continue;
+        }
+        any = true;
+        auto* rules = rbac.mutable_rules();
+        rules->set_action(action == cfg::AuthorizationPolicy::DENY ? ec::rbac::v3::RBAC::DENY
+                                                                   : ec::rbac::v3::RBAC::ALLOW);
+        for (int i = 0; i < a.policy->rules_size(); ++i) {
+          (*rules->mutable_policies())[absl::StrCat(a.key, ".rules[", i, "]")] =
+              RbacPolicy(a.policy->rules(i));
+        }
+      }
+      if (!any) continue;
+      auto* f = hcm->add_http_filters();
+      f->set_name(action == cfg::AuthorizationPolicy::DENY ? "envoy.filters.http.rbac.deny"
+                                                           : "envoy.filters.http.rbac.allow");
+      PackAny(rbac, f->mutable_typed_config());
+    }
+  }
+
+  // The sidecar's inbound side, one listener per service port on 0.0.0.0:<port> forwarding to
+  // the local app on 127.0.0.1:<port>; AuthorizationPolicy is enforced here, where the callee
+  // is known. Only the service's own sidecars get these (see GroupsOf).
+  void AddInbound(const ServiceInfo& svc) {
+    const std::vector<std::string> groups = GroupsOf(svc);
+    for (const cfg::ServicePort& port : svc.service->ports()) {
+      const std::string name = InboundName(svc.service->name(), svc.ns, port.port());
+
+      ec::cluster::v3::Cluster c;
+      c.set_name(name);
+      c.set_type(ec::cluster::v3::Cluster::STATIC);
+      c.mutable_connect_timeout()->set_seconds(1);
+      auto* cla = c.mutable_load_assignment();
+      cla->set_cluster_name(name);
+      auto* sa = cla->add_endpoints()
+                     ->add_lb_endpoints()
+                     ->mutable_endpoint()
+                     ->mutable_address()
+                     ->mutable_socket_address();
+      sa->set_address(std::string(kInboundAppAddress));
+      sa->set_port_value(port.port());
+      EmitForGroups(c, svc.key, groups);
+
+      ec::listener::v3::Listener l;
+      l.set_name(name);
+      auto* la = l.mutable_address()->mutable_socket_address();
+      la->set_address(std::string(kInboundAddress));
+      la->set_port_value(port.port());
+      auto* filter = l.add_filter_chains()->add_filters();
+      if (port.protocol() == cfg::ServicePort::TCP) {
+        ::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy tcp;
+        tcp.set_stat_prefix(name);
+        tcp.set_cluster(name);
+        filter->set_name("envoy.filters.network.tcp_proxy");
+        PackAny(tcp, filter->mutable_typed_config());
+      } else {
+        HttpConnectionManager hcm;
+        hcm.set_codec_type(HttpConnectionManager::AUTO);
+        hcm.set_stat_prefix(name);
+        auto* rc = hcm.mutable_route_config();
+        rc->set_name(name);
+        auto* vh = rc->add_virtual_hosts();
+        vh->set_name(name);
+        vh->add_domains(std::string(kAnyDomain));
+        auto* route = vh->add_routes();
+        route->mutable_match()->set_prefix("");
+        route->mutable_route()->set_cluster(name);
+        AddRbacFilters(svc, &hcm);
+        auto* router = hcm.add_http_filters();
+        router->set_name("envoy.filters.http.router");
+        PackAny(Router(), router->mutable_typed_config());
+        filter->set_name("envoy.filters.network.http_connection_manager");
+        PackAny(hcm, filter->mutable_typed_config());
+      }
+      EmitForGroups(l, svc.key, groups);
+    }
+  }
+
   const Index& index_;
   std::map<PortKey, std::vector<AttachedRule>> rules_;
   std::map<std::string, std::vector<AttachedRule>> foreign_;
@@ -1555,20 +1774,9 @@ absl::StatusOr<std::vector<cfg::ConfigObject>> ParseConfigDocuments(
           absl::StrCat(where, "unknown kind \"", kind, "\" (expected ", Sv(kKinds), ")"));
       continue;
     }
-    // `kind` selects the message; the remaining top-level fields are that message. Round-trip
-    // through Struct to drop it: the JSON is ours, so this cannot fail on valid YAML.
-    google::protobuf::Struct fields;
-    if (!google::protobuf::util::JsonStringToMessage(doc.json, &fields).ok()) {
-      errors.push_back(absl::StrCat(doc.source, ":", doc.line, ": cannot read document"));
-      continue;
-    }
-    fields.mutable_fields()->erase("kind");
+    // `kind` selects the message; the remaining top-level fields are that message.
     YamlDocument stripped = doc;
-    stripped.json.clear();
-    if (!google::protobuf::util::MessageToJsonString(fields, &stripped.json).ok()) {
-      errors.push_back(absl::StrCat(doc.source, ":", doc.line, ": cannot read document"));
-      continue;
-    }
+    stripped.json = doc.JsonWithout("kind");
     absl::Status parsed = YamlDocumentToProto(stripped, target);
     if (!parsed.ok()) {
       // Already "source:line: full.path: problem": `stripped` keeps the document's lines.
@@ -1585,23 +1793,40 @@ absl::Status ValidateConfig(const std::vector<cfg::ConfigObject>& objects) {
   return Compile(objects).status();
 }
 
-absl::StatusOr<std::vector<xds::ResourcePtr>> Translate(
-    const std::vector<cfg::ConfigObject>& objects) {
+absl::StatusOr<Translation> TranslateForNodes(const std::vector<cfg::ConfigObject>& objects) {
   absl::StatusOr<std::vector<Translated>> compiled = Compile(objects);
   if (!compiled.ok()) return compiled.status();
-  std::vector<xds::ResourcePtr> out;
-  out.reserve(compiled->size());
+  Translation out;
   for (const Translated& t : *compiled) {
     absl::StatusOr<xds::ResourcePtr> r = xds::MakeResource(t.any);
     if (!r.ok()) {
       return absl::InternalError(absl::StrCat(t.origin, ": ", r.status().message()));
     }
-    out.push_back(*std::move(r));
+    if (t.groups.empty()) {
+      out.shared.push_back(*std::move(r));
+    } else {
+      for (const std::string& g : t.groups) out.per_group[g].push_back(*r);
+    }
   }
-  std::sort(out.begin(), out.end(), [](const xds::ResourcePtr& a, const xds::ResourcePtr& b) {
+  auto by_type_name = [](const xds::ResourcePtr& a, const xds::ResourcePtr& b) {
     return std::tie(a->type, a->name) < std::tie(b->type, b->name);
-  });
+  };
+  std::sort(out.shared.begin(), out.shared.end(), by_type_name);
+  for (auto& [group, resources] : out.per_group) {
+    std::sort(resources.begin(), resources.end(), by_type_name);
+  }
   return out;
+}
+
+absl::StatusOr<std::vector<xds::ResourcePtr>> Translate(
+    const std::vector<cfg::ConfigObject>& objects) {
+  absl::StatusOr<Translation> t = TranslateForNodes(objects);
+  if (!t.ok()) return t.status();
+  return std::move(t->shared);
+}
+
+std::string InboundName(std::string_view name, std::string_view ns, uint32_t port) {
+  return absl::StrCat("inbound|", port, "|", Sv(name), ".", Sv(ns));
 }
 
 }  // namespace weft::cp

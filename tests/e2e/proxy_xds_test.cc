@@ -17,14 +17,16 @@ struct Proxy {
   std::unique_ptr<Subprocess> process;
   int admin_port = 0;
 
-  void Start(int xds_port, std::string_view mode) {
+  void Start(int xds_port, std::string_view mode, std::string_view id = "sidecar-1",
+             std::string_view cluster = "web") {
     std::string bootstrap = dir.Join("bootstrap.yaml");
-    REQUIRE(WriteFileAtomic(bootstrap,
-                            "node: { id: sidecar-1, cluster: web, locality: { zone: z1 } }\n"
-                            "xds:\n  servers: [\"127.0.0.1:" +
-                                std::to_string(xds_port) + "\"]\n  mode: " + std::string(mode) +
-                                "\n  initial_backoff: 0.05s\n  max_backoff: 0.2s\n"
-                                "admin: { address: \"127.0.0.1:0\" }\n"));
+    REQUIRE(WriteFileAtomic(
+        bootstrap, "node: { id: " + std::string(id) + ", cluster: " + std::string(cluster) +
+                       ", locality: { zone: z1 } }\n"
+                       "xds:\n  servers: [\"127.0.0.1:" +
+                       std::to_string(xds_port) + "\"]\n  mode: " + std::string(mode) +
+                       "\n  initial_backoff: 0.05s\n  max_backoff: 0.2s\n"
+                       "admin: { address: \"127.0.0.1:0\" }\n"));
     std::string ready = dir.Join("ready.json");
     std::string error;
     process = Subprocess::Start({BinDir() + "/weft-proxy", "--bootstrap", bootstrap, "--ready-file",
@@ -116,6 +118,37 @@ TEST_CASE("weft-proxy over Delta ADS: warm, ACK, survive and resync with the con
 
 TEST_CASE("weft-proxy over SotW ADS: warm, ACK, survive and resync with the control plane") {
   RunScenario("SOTW");
+}
+
+TEST_CASE("Only the sidecars of a Service get its inbound listener") {
+  CpFixture cp;
+  cp.Write("mesh.yaml",
+           "kind: Service\nname: payments\nports: [{port: 18080}]\n"
+           "endpoints: [{address: 127.0.0.1, port: 18081}]\n---\n"
+           "kind: AuthorizationPolicy\nname: callers\nservice: payments\nrules:\n"
+           "- from: {identities: [\"spiffe://weft/ns/default/sa/web\"]}\n");
+  cp.Start();
+  Proxy payments;
+  payments.Start(cp.xds_port(), "DELTA", "payments-1", "payments");
+  Proxy web;
+  web.Start(cp.xds_port(), "SOTW", "web-1", "web");
+  for (Proxy* p : {&payments, &web}) {
+    REQUIRE(WaitFor([&] { return HttpGet(p->admin_port, "/ready").status == 200; },
+                    std::chrono::seconds(5)));
+  }
+  // The node cluster names the service: its group snapshot adds the inbound listener.
+  REQUIRE(WaitFor(
+      [&] {
+        return payments.Get("/config_dump").find("inbound|18080|payments.default") !=
+               std::string::npos;
+      },
+      std::chrono::seconds(5)));
+  CHECK(payments.Get("/config_dump").find("outbound_http") != std::string::npos);
+  // Any other sidecar shares the default snapshot: outbound only.
+  REQUIRE(
+      WaitFor([&] { return web.Get("/config_dump").find("outbound_http") != std::string::npos; },
+              std::chrono::seconds(5)));
+  CHECK(web.Get("/config_dump").find("inbound|") == std::string::npos);
 }
 
 TEST_CASE("weft-proxy refuses a bad bootstrap with file, line and field") {

@@ -124,3 +124,20 @@ TEST_CASE("multi-document files split with their start lines") {
 
 }  // namespace
 }  // namespace weft
+
+namespace weft {
+namespace {
+TEST_CASE("JsonWithout drops one top-level field wherever it stands") {
+  auto docs = ParseYamlDocuments("kind: A\nname: x\nspec: {kind: inner}\n", "k.yaml");
+  REQUIRE(docs.ok());
+  const YamlDocument& d = (*docs)[0];
+  CHECK(d.JsonWithout("kind") == R"({"name":"x","spec":{"kind":"inner"}})");
+  CHECK(d.JsonWithout("name") == R"({"kind":"A","spec":{"kind":"inner"}})");
+  CHECK(d.JsonWithout("spec") == R"({"kind":"A","name":"x"})");
+  CHECK(d.JsonWithout("absent") == d.json);
+  auto single = ParseYamlDocuments("kind: A\n", "s.yaml");
+  REQUIRE(single.ok());
+  CHECK((*single)[0].JsonWithout("kind") == "{}");
+}
+}  // namespace
+}  // namespace weft

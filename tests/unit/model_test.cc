@@ -11,8 +11,10 @@
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb.h"
 
 namespace weft::cp {
 namespace {
@@ -604,6 +606,203 @@ TEST_CASE("Translate refuses invalid config", "[model]") {
   CHECK(Msg(out.status()) ==
         "Route/default/payments-canary.rules[0].destinations[1].service: unknown service "
         "\"nope\"");
+}
+
+// ------------------------------------------------------------------------------------------------
+// Inbound listeners and AuthorizationPolicy
+
+constexpr char kInboundMesh[] = R"(
+kind: Service
+name: payments
+ports: [{port: 8080, protocol: HTTP}, {port: 9000, protocol: TCP}]
+endpoints:
+- {address: 10.0.0.1, port: 8080, service_port: 8080}
+- {address: 10.0.0.1, port: 9000, service_port: 9000}
+---
+kind: Service
+name: ledger
+namespace: prod
+ports: [{port: 7070, protocol: GRPC}]
+---
+kind: AuthorizationPolicy
+name: callers
+service: payments
+action: ALLOW
+rules:
+- from: {identities: ["spiffe://weft/ns/default/sa/web", "spiffe://weft/ns/default/sa/api"]}
+  to: {paths: ["/pay/*", /healthz], methods: [POST]}
+  when: [{header: x-tenant, values: [acme]}]
+---
+kind: AuthorizationPolicy
+name: probes
+service: payments
+action: ALLOW
+rules:
+- to: {paths: [/ready]}
+---
+kind: AuthorizationPolicy
+name: blocked
+service: payments
+action: DENY
+rules:
+- from: {namespaces: [sandbox]}
+)";
+
+using RbacFilter = ::envoy::extensions::filters::http::rbac::v3::RBAC;
+
+HttpConnectionManager ListenerHcm(const Listener& l) {
+  REQUIRE(l.filter_chains_size() == 1);
+  REQUIRE(l.filter_chains(0).filters_size() == 1);
+  HttpConnectionManager hcm;
+  REQUIRE(UnpackAny(l.filter_chains(0).filters(0).typed_config(), &hcm).ok());
+  return hcm;
+}
+
+Translation MustTranslateForNodes(const std::vector<cfg::ConfigObject>& objects) {
+  auto out = TranslateForNodes(objects);
+  INFO(out.status().message());
+  REQUIRE(out.ok());
+  return *std::move(out);
+}
+
+TEST_CASE("Inbound listeners and clusters go only to the service's own node groups", "[model]") {
+  Translation t = MustTranslateForNodes(MustParse(kInboundMesh));
+  using Names = std::vector<std::string>;
+  auto keys = [](const std::map<std::string, std::vector<xds::ResourcePtr>>& m) {
+    Names out;
+    for (const auto& [k, v] : m) out.push_back(k);
+    return out;
+  };
+  // Short group names only in the default namespace.
+  CHECK(keys(t.per_group) == Names{"ledger.prod", "payments", "payments.default"});
+  CHECK(InboundName("payments", "default", 8080) == "inbound|8080|payments.default");
+
+  auto names = [](const std::vector<xds::ResourcePtr>& rs, xds::ResourceType type) {
+    Names out;
+    for (const auto& r : rs) {
+      if (r->type == type) out.push_back(r->name);
+    }
+    return out;
+  };
+  Names payments = {"inbound|8080|payments.default", "inbound|9000|payments.default"};
+  for (const char* group : {"payments", "payments.default"}) {
+    const auto& rs = t.per_group.at(group);
+    CHECK(names(rs, xds::ResourceType::kListener) == payments);
+    CHECK(names(rs, xds::ResourceType::kCluster) == payments);
+    CHECK(rs.size() == 4);
+  }
+  CHECK(names(t.per_group.at("ledger.prod"), xds::ResourceType::kListener) ==
+        Names{"inbound|7070|ledger.prod"});
+  // Nothing inbound is shared, and Translate() still returns exactly the shared part.
+  for (const auto& r : t.shared) CHECK(r->name.find("inbound|") == std::string::npos);
+  auto shared = MustTranslate(MustParse(kInboundMesh));
+  REQUIRE(shared.size() == t.shared.size());
+  for (size_t i = 0; i < shared.size(); ++i) CHECK(shared[i]->version == t.shared[i]->version);
+
+  // Every node's view (shared + its group) passes the proxy's validators.
+  for (const auto& [group, rs] : t.per_group) {
+    std::vector<google::protobuf::Any> anys;
+    for (const auto& r : t.shared) anys.push_back(r->body);
+    for (const auto& r : rs) anys.push_back(r->body);
+    INFO(group);
+    CHECK(xds::ValidateResources(anys).ok());
+  }
+
+  // HTTP port: 0.0.0.0:<port>, inline route to the STATIC local-app cluster.
+  auto listeners = ByName(t.per_group.at("payments"), xds::ResourceType::kListener);
+  auto clusters = ByName(t.per_group.at("payments"), xds::ResourceType::kCluster);
+  Listener l = Unpack<Listener>(listeners.at("inbound|8080|payments.default"));
+  CHECK(l.address().socket_address().address() == "0.0.0.0");
+  CHECK(l.address().socket_address().port_value() == 8080);
+  HttpConnectionManager hcm = ListenerHcm(l);
+  REQUIRE(hcm.has_route_config());
+  REQUIRE(hcm.route_config().virtual_hosts_size() == 1);
+  const auto& vh = hcm.route_config().virtual_hosts(0);
+  CHECK(std::vector<std::string>(vh.domains().begin(), vh.domains().end()) ==
+        std::vector<std::string>{"*"});
+  REQUIRE(vh.routes_size() == 1);
+  CHECK(vh.routes(0).match().prefix().empty());
+  CHECK(vh.routes(0).route().cluster() == "inbound|8080|payments.default");
+  Cluster c = Unpack<Cluster>(clusters.at("inbound|8080|payments.default"));
+  CHECK(c.type() == Cluster::STATIC);
+  const auto& sa = c.load_assignment().endpoints(0).lb_endpoints(0).endpoint().address();
+  CHECK(sa.socket_address().address() == "127.0.0.1");
+  CHECK(sa.socket_address().port_value() == 8080);
+
+  // TCP port: a TcpProxy to the inbound cluster.
+  Listener tcp_listener = Unpack<Listener>(listeners.at("inbound|9000|payments.default"));
+  ::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy tcp;
+  REQUIRE(UnpackAny(tcp_listener.filter_chains(0).filters(0).typed_config(), &tcp).ok());
+  CHECK(tcp.cluster() == "inbound|9000|payments.default");
+
+  // No AuthorizationPolicy: just the router.
+  auto ledger = ByName(t.per_group.at("ledger.prod"), xds::ResourceType::kListener);
+  HttpConnectionManager plain =
+      ListenerHcm(Unpack<Listener>(ledger.at("inbound|7070|ledger.prod")));
+  REQUIRE(plain.http_filters_size() == 1);
+  CHECK(plain.http_filters(0).name() == "envoy.filters.http.router");
+}
+
+TEST_CASE("AuthorizationPolicies become RBAC filters before the router, DENY first", "[model]") {
+  Translation t = MustTranslateForNodes(MustParse(kInboundMesh));
+  auto listeners = ByName(t.per_group.at("payments.default"), xds::ResourceType::kListener);
+  HttpConnectionManager hcm =
+      ListenerHcm(Unpack<Listener>(listeners.at("inbound|8080|payments.default")));
+  REQUIRE(hcm.http_filters_size() == 3);
+  CHECK(hcm.http_filters(2).name() == "envoy.filters.http.router");
+
+  RbacFilter deny, allow;
+  REQUIRE(UnpackAny(hcm.http_filters(0).typed_config(), &deny).ok());
+  REQUIRE(UnpackAny(hcm.http_filters(1).typed_config(), &allow).ok());
+  using ::envoy::config::rbac::v3::RBAC;
+  CHECK(deny.rules().action() == RBAC::DENY);
+  CHECK(allow.rules().action() == RBAC::ALLOW);
+
+  // DENY: the namespace is matched on the caller's SPIFFE identity; any request.
+  REQUIRE(deny.rules().policies_size() == 1);
+  const auto& blocked = deny.rules().policies().at("AuthorizationPolicy/default/blocked.rules[0]");
+  REQUIRE(blocked.principals_size() == 1);
+  CHECK(blocked.principals(0).authenticated().principal_name().prefix() ==
+        "spiffe://weft/ns/sandbox/");
+  REQUIRE(blocked.permissions_size() == 1);
+  CHECK(blocked.permissions(0).any());
+
+  // ALLOW: both policies merged, one RBAC policy per rule.
+  REQUIRE(allow.rules().policies_size() == 2);
+  const auto& callers = allow.rules().policies().at("AuthorizationPolicy/default/callers.rules[0]");
+  REQUIRE(callers.principals_size() == 2);
+  CHECK(callers.principals(0).authenticated().principal_name().exact() ==
+        "spiffe://weft/ns/default/sa/web");
+  CHECK(callers.principals(1).authenticated().principal_name().exact() ==
+        "spiffe://weft/ns/default/sa/api");
+  // paths AND methods AND the x-tenant header.
+  REQUIRE(callers.permissions_size() == 1);
+  const auto& all = callers.permissions(0).and_rules().rules();
+  REQUIRE(all.size() == 3);
+  REQUIRE(all[0].or_rules().rules_size() == 2);
+  CHECK(all[0].or_rules().rules(0).url_path().path().prefix() == "/pay/");
+  CHECK(all[0].or_rules().rules(1).url_path().path().exact() == "/healthz");
+  CHECK(all[1].header().name() == ":method");
+  CHECK(all[1].header().string_match().exact() == "POST");
+  CHECK(all[2].header().name() == "x-tenant");
+  CHECK(all[2].header().string_match().exact() == "acme");
+
+  const auto& probes = allow.rules().policies().at("AuthorizationPolicy/default/probes.rules[0]");
+  REQUIRE(probes.principals_size() == 1);
+  CHECK(probes.principals(0).any());
+  REQUIRE(probes.permissions_size() == 1);
+  CHECK(probes.permissions(0).url_path().path().exact() == "/ready");
+}
+
+TEST_CASE("A service called default gets no short node group", "[model]") {
+  // Group "default" is what every other node is served.
+  Translation t = MustTranslateForNodes(MustParse(R"(
+kind: Service
+name: default
+ports: [{port: 8080}]
+)"));
+  CHECK(t.per_group.size() == 1);
+  CHECK(t.per_group.contains("default.default"));
 }
 
 TEST_CASE("An empty config translates to nothing, not even the outbound listener", "[model]") {
