@@ -94,15 +94,26 @@ void StreamState::RecordNack(xds::ResourceType type, TypeState& ts, const std::s
   ts.nack_nonce = ts.nonce;
   ts.nack_at = clock_->WallNow();
   // The person who changed the config needs to see this, not just a counter.
-  WEFT_LOG(kWarning) << "NACK from node \"" << node_.id() << "\" (stream " << options_.id << ") for "
-                     << xds::ShortName(type) << " version " << ts.sent_version << ": " << error;
+  WEFT_LOG(kWarning) << "NACK from node \"" << node_.id() << "\" (stream " << options_.id
+                     << ") for " << xds::ShortName(type) << " version " << ts.sent_version << ": "
+                     << error;
   if (observer_) observer_->OnNack(type);
 }
 
-void StreamState::OnSnapshotChanged() {
-  for (TypeState& ts : types_) {
-    if (ts.requested) ts.dirty = true;
+void StreamState::OnSnapshotChanged() { Refresh(); }
+
+void StreamState::Refresh() {
+  SnapshotPtr current = CurrentSnapshot();
+  if (current == evaluated_) return;
+  // Only types whose content changed need a look: an endpoint change leaves CDS, LDS and RDS
+  // alone. Every type that is not dirty is consistent with evaluated_.
+  for (xds::ResourceType t : xds::kAllResourceTypes) {
+    TypeState& ts = types_[xds::Index(t)];
+    if (ts.requested && (evaluated_ == nullptr || evaluated_->version(t) != current->version(t))) {
+      ts.dirty = true;
+    }
   }
+  evaluated_ = std::move(current);
 }
 
 void StreamState::MarkDependencies(const xds::Resource& resource, bool delta) {
@@ -177,13 +188,13 @@ absl::Status StreamState::OnSotwRequest(const DiscoveryRequest& request) {
 }
 
 bool StreamState::NextSotw(DiscoveryResponse* out) {
-  SnapshotPtr snap;
+  Refresh();
+  const SnapshotPtr snap = evaluated_;
   for (xds::ResourceType type : xds::kAllResourceTypes) {
     TypeState& ts = types_[xds::Index(type)];
     if (!ts.dirty) continue;
     ts.dirty = false;
     if (!ts.requested) continue;
-    if (!snap) snap = evaluated_ = CurrentSnapshot();
 
     std::vector<const xds::Resource*> relevant;
     if (ts.wildcard) {
@@ -235,7 +246,7 @@ bool StreamState::NextSotw(DiscoveryResponse* out) {
     if (observer_) observer_->OnPush(type, relevant.size());
     return true;
   }
-  drained_ = evaluated_ ? evaluated_ : CurrentSnapshot();
+  drained_ = evaluated_;
   return false;
 }
 
@@ -301,7 +312,8 @@ absl::Status StreamState::OnDeltaRequest(const DeltaDiscoveryRequest& request) {
 }
 
 bool StreamState::NextDelta(DeltaDiscoveryResponse* out) {
-  SnapshotPtr snap;
+  Refresh();
+  const SnapshotPtr snap = evaluated_;
   // Two passes: removals deferred behind LDS/RDS in the first go out in the second.
   for (int pass = 0; pass < 2; ++pass) {
     for (xds::ResourceType type : xds::kAllResourceTypes) {
@@ -311,7 +323,6 @@ bool StreamState::NextDelta(DeltaDiscoveryResponse* out) {
         ts.dirty = false;
         continue;
       }
-      if (!snap) snap = evaluated_ = CurrentSnapshot();
 
       std::vector<const xds::Resource*> updates;
       auto consider = [&](const xds::Resource& r) {
@@ -374,7 +385,7 @@ bool StreamState::NextDelta(DeltaDiscoveryResponse* out) {
       return true;
     }
   }
-  drained_ = evaluated_ ? evaluated_ : CurrentSnapshot();
+  drained_ = evaluated_;
   return false;
 }
 

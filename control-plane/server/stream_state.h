@@ -80,6 +80,9 @@ class StreamState {
   absl::StatusOr<xds::ResourceType> TypeOf(const std::string& type_url) const;
   void SeeNode(const envoy::config::core::v3::Node& node);
   SnapshotPtr CurrentSnapshot() const;
+  // Catches up with the cache: marks the types whose content differs from evaluated_ dirty
+  // and makes the current snapshot evaluated_.
+  void Refresh();
   bool Subscribed(const TypeState& ts, const std::string& name) const;
   void RecordAck(xds::ResourceType type, TypeState& ts);
   void RecordNack(xds::ResourceType type, TypeState& ts, const std::string& error);
@@ -96,7 +99,8 @@ class StreamState {
   bool node_seen_ = false;
   std::chrono::system_clock::time_point connected_at_;
   uint64_t nonce_counter_ = 0;
-  // The snapshot the stream last caught up with completely (Next* returned false after it).
+  // The snapshot dirtiness was last computed against: every type not dirty is consistent
+  // with it. drained_ is the one the stream last caught up with completely.
   SnapshotPtr evaluated_;
   SnapshotPtr drained_;
   std::array<TypeState, xds::kResourceTypeCount> types_;
