@@ -79,6 +79,49 @@ void XdsClient::SleepBackoff(int attempt) {
   }
 }
 
+bool XdsClient::BeginStream(grpc::ClientContext* ctx) {
+  std::lock_guard lock(mu_);
+  if (stop_) return false;
+  context_ = ctx;
+  return true;
+}
+
+void XdsClient::EndStream(const std::string& server, const grpc::Status& status) {
+  ++stats_.disconnects;
+  WEFT_LOG(kWarning) << "xds: stream to " << server << " ended: " << status.error_message()
+                     << " (keeping last good config)";
+  std::lock_guard lock(mu_);
+  context_ = nullptr;
+}
+
+absl::Status XdsClient::Apply(ResourceType type, const std::string& what,
+                              const std::function<absl::Status(ConfigState&)>& apply) {
+  absl::Status s;
+  {
+    std::lock_guard lock(mu_);
+    s = apply(state_);
+    if (s.ok()) {
+      if (on_update_) on_update_(state_);
+    } else {
+      last_rejection_ = absl::StrCat(Sv(xds::ShortName(type)), " ", what, ": ", s.message());
+    }
+  }
+  if (s.ok()) {
+    ++stats_.updates_accepted;
+  } else {
+    ++stats_.updates_rejected;
+    WEFT_LOG(kWarning) << "xds: rejected " << xds::ShortName(type) << " " << what << ": "
+                       << s.message();
+  }
+  return s;
+}
+
+void XdsClient::MaybeInitialized(bool clusters_and_listeners_answered) {
+  if (!clusters_and_listeners_answered) return;
+  std::lock_guard lock(mu_);
+  if (state_.Warming().empty()) initialized_ = true;
+}
+
 void XdsClient::Run() {
   if (config_.servers().empty()) return;
   int attempt = 0;
@@ -104,11 +147,7 @@ void XdsClient::RunSotw(const std::string& server) {
   auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
   auto stub = AggregatedDiscoveryService::NewStub(channel);
   grpc::ClientContext ctx;
-  {
-    std::lock_guard lock(mu_);
-    if (stop_) return;
-    context_ = &ctx;
-  }
+  if (!BeginStream(&ctx)) return;
   auto stream = stub->StreamAggregatedResources(&ctx);
   struct Track {
     std::string version;
@@ -165,55 +204,25 @@ void XdsClient::RunSotw(const std::string& server) {
     auto type = xds::ResourceTypeFromUrl(resp.type_url());
     if (!type) continue;
     Track& tr = track[xds::Index(*type)];
-    absl::Status s;
-    {
-      std::lock_guard lock(mu_);
-      s = state_.ApplySotw(*type, resp.resources());
-      if (s.ok()) {
-        if (on_update_) on_update_(state_);
-      } else {
-        last_rejection_ = absl::StrCat(Sv(xds::ShortName(*type)), " version ", resp.version_info(),
-                                       ": ", s.message());
-      }
-    }
+    absl::Status s =
+        Apply(*type, absl::StrCat("version ", resp.version_info()),
+              [&](ConfigState& state) { return state.ApplySotw(*type, resp.resources()); });
     tr.nonce = resp.nonce();
     tr.answered = true;
-    std::string error;
-    if (s.ok()) {
-      tr.version = resp.version_info();
-      ++stats_.updates_accepted;
-    } else {
-      ++stats_.updates_rejected;
-      error = std::string(s.message());
-      WEFT_LOG(kWarning) << "xds: rejected " << xds::ShortName(*type) << " version "
-                         << resp.version_info() << ": " << error;
-    }
+    std::string error(s.message());
+    if (s.ok()) tr.version = resp.version_info();
     if (!send(*type, s.ok() ? nullptr : &error) || !resubscribe()) break;
-    bool done = track[xds::Index(ResourceType::kCluster)].answered &&
-                track[xds::Index(ResourceType::kListener)].answered;
-    {
-      std::lock_guard lock(mu_);
-      done = done && state_.Warming().empty();
-    }
-    if (done) initialized_ = true;
+    MaybeInitialized(track[xds::Index(ResourceType::kCluster)].answered &&
+                     track[xds::Index(ResourceType::kListener)].answered);
   }
-  grpc::Status status = stream->Finish();
-  ++stats_.disconnects;
-  WEFT_LOG(kWarning) << "xds: stream to " << server << " ended: " << status.error_message()
-                     << " (keeping last good config)";
-  std::lock_guard lock(mu_);
-  context_ = nullptr;
+  EndStream(server, stream->Finish());
 }
 
 void XdsClient::RunDelta(const std::string& server) {
   auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
   auto stub = AggregatedDiscoveryService::NewStub(channel);
   grpc::ClientContext ctx;
-  {
-    std::lock_guard lock(mu_);
-    if (stop_) return;
-    context_ = &ctx;
-  }
+  if (!BeginStream(&ctx)) return;
   auto stream = stub->DeltaAggregatedResources(&ctx);
   std::array<std::set<std::string>, xds::kResourceTypeCount> subscribed;
   std::array<bool, xds::kResourceTypeCount> answered{};
@@ -280,44 +289,22 @@ void XdsClient::RunDelta(const std::string& server) {
     while (!stop_ && stream->Read(&resp)) {
       auto type = xds::ResourceTypeFromUrl(resp.type_url());
       if (!type) continue;
-      absl::Status s;
-      {
-        std::lock_guard lock(mu_);
-        s = state_.ApplyDelta(*type, resp.resources(), resp.removed_resources());
-        if (s.ok()) {
-          if (on_update_) on_update_(state_);
-        } else {
-          last_rejection_ =
-              absl::StrCat(Sv(xds::ShortName(*type)), " nonce ", resp.nonce(), ": ", s.message());
-        }
-      }
+      absl::Status s = Apply(*type, absl::StrCat("nonce ", resp.nonce()), [&](ConfigState& state) {
+        return state.ApplyDelta(*type, resp.resources(), resp.removed_resources());
+      });
       answered[xds::Index(*type)] = true;
       DeltaDiscoveryRequest ack = base_request(*type);
       ack.set_response_nonce(resp.nonce());
-      if (s.ok()) {
-        ++stats_.updates_accepted;
-      } else {
-        ++stats_.updates_rejected;
+      if (!s.ok()) {
         ack.mutable_error_detail()->set_code(kInvalidArgument);
         ack.mutable_error_detail()->set_message(std::string(s.message()));
-        WEFT_LOG(kWarning) << "xds: rejected " << xds::ShortName(*type) << ": " << s.message();
       }
       if (!stream->Write(ack) || !resubscribe()) break;
-      bool done = answered[xds::Index(ResourceType::kCluster)] &&
-                  answered[xds::Index(ResourceType::kListener)];
-      {
-        std::lock_guard lock(mu_);
-        done = done && state_.Warming().empty();
-      }
-      if (done) initialized_ = true;
+      MaybeInitialized(answered[xds::Index(ResourceType::kCluster)] &&
+                       answered[xds::Index(ResourceType::kListener)]);
     }
   }
-  grpc::Status status = stream->Finish();
-  ++stats_.disconnects;
-  WEFT_LOG(kWarning) << "xds: stream to " << server << " ended: " << status.error_message()
-                     << " (keeping last good config)";
-  std::lock_guard lock(mu_);
-  context_ = nullptr;
+  EndStream(server, stream->Finish());
 }
 
 }  // namespace weft::proxy

@@ -19,7 +19,8 @@
 
 namespace grpc {
 class ClientContext;
-}
+class Status;
+}  // namespace grpc
 
 namespace weft::proxy {
 
@@ -56,6 +57,15 @@ class XdsClient {
   void RunSotw(const std::string& server);
   void RunDelta(const std::string& server);
   void SleepBackoff(int attempt);
+  // Registers the stream's context so the destructor can cancel it; false once stopping.
+  bool BeginStream(grpc::ClientContext* ctx);
+  void EndStream(const std::string& server, const grpc::Status& status);
+  // Applies one response under the lock, counts and logs the outcome; the error (if any) is
+  // the NACK's error_detail. `what` names the response in logs ("version 3", "nonce 7").
+  absl::Status Apply(xds::ResourceType type, const std::string& what,
+                     const std::function<absl::Status(ConfigState&)>& apply);
+  // Initialized once clusters and listeners have been answered and nothing is warming.
+  void MaybeInitialized(bool clusters_and_listeners_answered);
 
   envoy::config::core::v3::Node node_;
   bootstrap::v1::Xds config_;
