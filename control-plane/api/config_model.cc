@@ -55,7 +55,7 @@ absl::StatusOr<Translation> ConfigModel::Build(const std::map<std::string, Store
   std::vector<ConfigObject> objects = file_objects_;
   objects.reserve(objects.size() + stored.size());
   for (const auto& [key, s] : stored) objects.push_back(s.object);
-  if (absl::Status s = ValidateConfig(objects); !s.ok()) return s;
+  // Translation validates the whole model first (the same checks as ValidateConfig).
   auto translated = TranslateForNodes(objects);
   if (!translated.ok()) return translated.status();
   // Raw resources from files and translated ones share the default snapshot and every group's
