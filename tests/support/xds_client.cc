@@ -45,7 +45,7 @@ std::shared_ptr<grpc::Channel> XdsChannel(int port) {
 }
 
 SotwClient::SotwClient(std::shared_ptr<grpc::Channel> channel, XdsService service)
-    : channel_(std::move(channel)) {
+    : XdsStreamClient(std::move(channel)) {
   auto ch = channel_;
   DiscoveryCore::Opener open = [ch, service](grpc::ClientContext* ctx)
       -> std::unique_ptr<grpc::ClientReaderWriter<DiscoveryRequest, DiscoveryResponse>> {
@@ -73,7 +73,7 @@ SotwClient::SotwClient(std::shared_ptr<grpc::Channel> channel, XdsService servic
 }
 
 DeltaClient::DeltaClient(std::shared_ptr<grpc::Channel> channel, XdsService service)
-    : channel_(std::move(channel)) {
+    : XdsStreamClient(std::move(channel)) {
   auto ch = channel_;
   DeltaCore::Opener open = [ch, service](grpc::ClientContext* ctx)
       -> std::unique_ptr<grpc::ClientReaderWriter<DeltaDiscoveryRequest, DeltaDiscoveryResponse>> {

@@ -134,54 +134,39 @@ class StreamCore {
 std::shared_ptr<grpc::Channel> XdsChannel(int port);
 
 // State-of-the-World stream (StreamAggregatedResources or Stream<Type>s).
-class SotwClient {
+// A step-driven xDS stream: Send requests, take responses with a timeout. SotwClient and
+// DeltaClient differ only in the messages and the RPC they open.
+template <typename Req, typename Resp>
+class XdsStreamClient {
+ public:
+  bool Send(const Req& request) { return core_->Send(request); }
+  std::optional<Resp> Next(std::chrono::milliseconds timeout) { return core_->Next(timeout); }
+  std::optional<Resp> ExpectNone(std::chrono::milliseconds window) { return core_->Next(window); }
+  bool WaitForEnd(std::chrono::milliseconds timeout) { return core_->WaitForEnd(timeout); }
+  grpc::Status Close(std::chrono::milliseconds grace = std::chrono::seconds(2)) {
+    return core_->Close(grace);
+  }
+  void Cancel() { core_->Cancel(); }
+
+ protected:
+  using Core = internal::StreamCore<Req, Resp>;
+  explicit XdsStreamClient(std::shared_ptr<grpc::Channel> channel) : channel_(std::move(channel)) {}
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<Core> core_;
+};
+
+class SotwClient : public XdsStreamClient<DiscoveryRequest, DiscoveryResponse> {
  public:
   SotwClient(std::shared_ptr<grpc::Channel> channel, XdsService service = XdsService::kAds);
   explicit SotwClient(int port, XdsService service = XdsService::kAds)
       : SotwClient(XdsChannel(port), service) {}
-
-  bool Send(const DiscoveryRequest& request) { return core_->Send(request); }
-  std::optional<DiscoveryResponse> Next(std::chrono::milliseconds timeout) {
-    return core_->Next(timeout);
-  }
-  // Waits `window` and returns the unexpected response if one arrived.
-  std::optional<DiscoveryResponse> ExpectNone(std::chrono::milliseconds window) {
-    return core_->Next(window);
-  }
-  bool WaitForEnd(std::chrono::milliseconds timeout) { return core_->WaitForEnd(timeout); }
-  grpc::Status Close(std::chrono::milliseconds grace = std::chrono::seconds(2)) {
-    return core_->Close(grace);
-  }
-  void Cancel() { core_->Cancel(); }
-
- private:
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<internal::StreamCore<DiscoveryRequest, DiscoveryResponse>> core_;
 };
 
-// Incremental stream (DeltaAggregatedResources or Delta<Type>s).
-class DeltaClient {
+class DeltaClient : public XdsStreamClient<DeltaDiscoveryRequest, DeltaDiscoveryResponse> {
  public:
   DeltaClient(std::shared_ptr<grpc::Channel> channel, XdsService service = XdsService::kAds);
   explicit DeltaClient(int port, XdsService service = XdsService::kAds)
       : DeltaClient(XdsChannel(port), service) {}
-
-  bool Send(const DeltaDiscoveryRequest& request) { return core_->Send(request); }
-  std::optional<DeltaDiscoveryResponse> Next(std::chrono::milliseconds timeout) {
-    return core_->Next(timeout);
-  }
-  std::optional<DeltaDiscoveryResponse> ExpectNone(std::chrono::milliseconds window) {
-    return core_->Next(window);
-  }
-  bool WaitForEnd(std::chrono::milliseconds timeout) { return core_->WaitForEnd(timeout); }
-  grpc::Status Close(std::chrono::milliseconds grace = std::chrono::seconds(2)) {
-    return core_->Close(grace);
-  }
-  void Cancel() { core_->Cancel(); }
-
- private:
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<internal::StreamCore<DeltaDiscoveryRequest, DeltaDiscoveryResponse>> core_;
 };
 
 // --- Request builders --------------------------------------------------------------------------
