@@ -1,8 +1,9 @@
-// weft-proxy: the sidecar. Today it bootstraps, holds an ADS stream to weft-cp, validates and
+// weft-proxy: the sidecar. It bootstraps, holds an ADS stream to weft-cp, validates and
 // ACKs/NACKs what it is sent, keeps its last good config when the control plane goes away, and
-// shows it all on its admin endpoint. The data path (listeners, routing, balancing) plugs into
-// the same config state.
+// serves HTTP/1.1 on the listeners that config describes: N workers, each with its own event
+// loop and SO_REUSEPORT sockets, routing and balancing from an immutable snapshot.
 #include <signal.h>
+#include <unistd.h>
 
 #include <atomic>
 #include <cstdio>
@@ -15,6 +16,7 @@
 #include "common/log.h"
 #include "common/metrics/metrics.h"
 #include "common/yaml_proto.h"
+#include "data-plane/server/server.h"
 #include "data-plane/xds/xds_client.h"
 #include "weft/bootstrap/v1/bootstrap.pb.h"
 
@@ -23,9 +25,10 @@ namespace {
 // Admin endpoints, Envoy-style names: /ready, /config_dump, /stats/prometheus,
 // /healthcheck/fail|ok, plus /xds (the control-plane connection).
 std::vector<std::pair<std::string, weft::http::Handler>> AdminRoutes(
-    weft::proxy::XdsClient* xds_client, weft::metrics::Registry* registry,
-    std::atomic<bool>* failing_flag) {
+    weft::proxy::XdsClient* xds_client, weft::proxy::ProxyServer* proxy_server,
+    weft::metrics::Registry* registry, std::atomic<bool>* failing_flag, bool use_xds) {
   auto& xds = *xds_client;
+  auto& server = *proxy_server;
   auto& failing = *failing_flag;
   auto json = [](std::string body) {
     weft::http::Response r;
@@ -33,9 +36,9 @@ std::vector<std::pair<std::string, weft::http::Handler>> AdminRoutes(
     r.body = std::move(body) + "\n";
     return r;
   };
-  weft::http::Handler ready = [&xds, &failing](const weft::http::Request&) {
+  weft::http::Handler ready = [&xds, &server, &failing, use_xds](const weft::http::Request&) {
     weft::http::Response r;
-    bool ready = xds.initialized() && !failing;
+    bool ready = (!use_xds || xds.initialized()) && server.WorkersCurrent() && !failing;
     r.status = ready ? 200 : 503;
     r.body = failing ? "failing (healthcheck/fail)\n" : (ready ? "LIVE\n" : "initializing\n");
     return r;
@@ -51,11 +54,11 @@ std::vector<std::pair<std::string, weft::http::Handler>> AdminRoutes(
         ",\"rejected\":", st.updates_rejected.load(),
         ",\"last_rejection\":", weft::JsonString(xds.last_rejection()), "}"));
   };
-  weft::http::Handler prometheus = [&xds, registry](const weft::http::Request&) {
+  weft::http::Handler prometheus = [&xds, &server, registry](const weft::http::Request&) {
     const auto& st = xds.stats();
     weft::http::Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = registry->PrometheusText() +
+    r.body = registry->PrometheusText() + server.stats().PrometheusText() +
              absl::StrCat("# HELP weft_proxy_xds_connected 1 while an ADS stream is up\n",
                           "# TYPE weft_proxy_xds_connected gauge\n", "weft_proxy_xds_connected ",
                           st.connected ? 1 : 0, "\n",
@@ -75,11 +78,25 @@ std::vector<std::pair<std::string, weft::http::Handler>> AdminRoutes(
     failing = false;
     return weft::http::Response{200, "text/plain; charset=utf-8", "OK\n", {}};
   };
+  weft::http::Handler stats = [&server](const weft::http::Request&) {
+    return weft::http::Response{200, "text/plain; charset=utf-8", server.stats().PlainText(), {}};
+  };
+  weft::http::Handler listeners = [&server, json](const weft::http::Request&) {
+    return json(server.ListenersJson());
+  };
+  weft::http::Handler clusters = [&server, json](const weft::http::Request& request) {
+    if (request.Query("format") == "json") {
+      return json(server.ClustersJson());
+    }
+    return weft::http::Response{200, "text/plain; charset=utf-8", server.ClustersText(), {}};
+  };
   // One list built at once: growing it by emplace_back trips a GCC 12 -Warray-bounds false
   // positive here.
   return {{"/ready", ready},           {"/config_dump", config_dump},
           {"/xds", xds_status},        {"/stats/prometheus", prometheus},
-          {"/healthcheck/fail", fail}, {"/healthcheck/ok", ok}};
+          {"/healthcheck/fail", fail}, {"/healthcheck/ok", ok},
+          {"/stats", stats},           {"/listeners", listeners},
+          {"/clusters", clusters}};
 }
 
 }  // namespace
@@ -89,12 +106,21 @@ int main(int argc, char** argv) {
   std::string log_level = "info";
   std::string admin_override;
   std::string ready_file;
+  std::string access_log;
+  int64_t concurrency = -1;
+  int64_t max_connections = -1;
   weft::FlagSet flags("weft-proxy", "--bootstrap FILE");
   flags.String("bootstrap", &bootstrap_path,
                "bootstrap YAML: node, xDS servers, admin address, static resources");
   flags.String("admin-address", &admin_override, "overrides the bootstrap's admin.address");
   flags.String("ready-file", &ready_file, "write {\"admin_port\":N} here once the admin listens");
   flags.String("log-level", &log_level, "debug, info, warning, error or off");
+  flags.Int("concurrency", &concurrency,
+            "worker threads (overrides the bootstrap; 0: one per core)");
+  flags.String("access-log", &access_log,
+               "JSON access log: a file, or - for stdout (overrides the bootstrap)");
+  flags.Int("max-connections", &max_connections,
+            "downstream connections across workers (overrides the bootstrap; 0: unlimited)");
   if (auto s = flags.Parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "weft-proxy: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -136,17 +162,41 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  weft::proxy::ServerOptions server_options;
+  int64_t workers = concurrency >= 0 ? concurrency : bootstrap.concurrency();
+  if (workers == 0) workers = std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN));
+  server_options.concurrency = static_cast<int>(workers);
+  server_options.access_log_path = !access_log.empty() ? access_log : bootstrap.access_log_path();
+  server_options.max_connections =
+      static_cast<size_t>(max_connections >= 0 ? max_connections : bootstrap.max_connections());
+  *server_options.static_resources.mutable_listeners() = bootstrap.static_resources().listeners();
+  *server_options.static_resources.mutable_clusters() = bootstrap.static_resources().clusters();
+  auto server = weft::proxy::ProxyServer::Create(std::move(server_options));
+  if (!server.ok()) {
+    std::fprintf(stderr, "weft-proxy: %s: %s\n", bootstrap_path.c_str(),
+                 std::string(server.status().message()).c_str());
+    return 1;
+  }
+  weft::proxy::ProxyServer* proxy = server->get();
+  // Static resources serve at once, before (or without) a control plane.
+  proxy->UpdateStatic();
+
   weft::metrics::Registry registry;
   auto* generation =
       registry.AddGauge("weft_proxy_config_generation", "Accepted xDS updates applied since start")
           ->Get();
   weft::proxy::XdsClient xds(bootstrap.node(), bootstrap.xds(),
-                             [generation](const weft::proxy::ConfigState& state) {
-                               generation->Set(static_cast<int64_t>(state.generation()));
+                             [generation, proxy](const weft::proxy::ConfigState& state) {
+                               absl::Status s = proxy->Update(state);
+                               if (s.ok()) {
+                                 generation->Set(static_cast<int64_t>(state.generation()));
+                               }
+                               return s;
                              });
   std::atomic<bool> failing{false};
+  const bool use_xds = bootstrap.xds().servers_size() > 0;
 
-  auto routes = AdminRoutes(&xds, &registry, &failing);
+  auto routes = AdminRoutes(&xds, proxy, &registry, &failing, use_xds);
   std::string admin_address = !admin_override.empty()               ? admin_override
                               : bootstrap.admin().address().empty() ? "127.0.0.1:15000"
                                                                     : bootstrap.admin().address();
@@ -155,9 +205,9 @@ int main(int argc, char** argv) {
     WEFT_LOG(kError) << "admin.address: " << admin.status().message();
     return 1;
   }
-  xds.Start();
+  if (use_xds) xds.Start();
   WEFT_LOG(kInfo) << "weft-proxy " << weft::WeftVersion() << " node " << bootstrap.node().id()
-                  << ", admin on port " << (*admin)->port();
+                  << ", " << workers << " workers, admin on port " << (*admin)->port();
   if (!ready_file.empty()) {
     std::string tmp = ready_file + ".tmp";
     if (FILE* f = std::fopen(tmp.c_str(), "w")) {

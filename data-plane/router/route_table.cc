@@ -739,10 +739,11 @@ size_t RouteTable::CaseInsensitiveHash::operator()(std::string_view s) const {
 }
 
 absl::StatusOr<std::shared_ptr<const RouteTable>> RouteTable::Create(
-    const pb::RouteConfiguration& config) {
+    const pb::RouteConfiguration& config, uint64_t version) {
   ValidationErrors errors;
   std::shared_ptr<RouteTable> table(new RouteTable());
   table->name_ = config.name();
+  table->version_ = version;
   table->ignore_port_ = config.ignore_port_in_host_matching();
   for (const std::string& h : config.internal_only_headers()) {
     table->internal_only_headers_.push_back(AsciiLower(h));

@@ -282,8 +282,9 @@ class RouteTable {
   // Compiles `config`. Input is expected to have passed weft::xds validation, but anything that
   // cannot be compiled (a bad regex or rewrite, zero total weight, an unsupported matcher) is an
   // InvalidArgument naming every offending field path, never a crash.
+  // `version` is the resource's content version, kept so an unchanged table can be reused.
   static absl::StatusOr<std::shared_ptr<const RouteTable>> Create(
-      const envoy::config::route::v3::RouteConfiguration& config);
+      const envoy::config::route::v3::RouteConfiguration& config, uint64_t version = 0);
 
   // The route for `request`, or null when no virtual host or no route matches (404 in Envoy).
   const Route* Match(const RequestView& request) const;
@@ -291,6 +292,7 @@ class RouteTable {
   const VirtualHost* FindVirtualHost(std::string_view authority) const;
 
   const std::string& name() const { return name_; }
+  uint64_t version() const { return version_; }
   const std::vector<std::unique_ptr<VirtualHost>>& virtual_hosts() const { return vhosts_; }
   // Headers that must be stripped from requests arriving from outside the mesh (lower-case).
   const std::vector<std::string>& internal_only_headers() const { return internal_only_headers_; }
@@ -321,6 +323,7 @@ class RouteTable {
                                          bool suffix);
 
   std::string name_;
+  uint64_t version_ = 0;
   std::vector<std::unique_ptr<VirtualHost>> vhosts_;
   DomainMap exact_;
   WildcardMaps suffix_wildcards_;  // "*.foo.com" stored as ".foo.com"

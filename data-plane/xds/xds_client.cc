@@ -99,9 +99,12 @@ absl::Status XdsClient::Apply(ResourceType type, const std::string& what,
   absl::Status s;
   {
     std::lock_guard lock(mu_);
-    s = apply(state_);
+    // Applied to a copy (maps of shared pointers: cheap) so a rejection leaves state_ whole.
+    ConfigState candidate = state_;
+    s = apply(candidate);
+    if (s.ok() && on_update_) s = on_update_(candidate);
     if (s.ok()) {
-      if (on_update_) on_update_(state_);
+      state_ = std::move(candidate);
     } else {
       last_rejection_ = absl::StrCat(Sv(xds::ShortName(type)), " ", what, ": ", s.message());
     }

@@ -34,9 +34,11 @@ struct XdsClientStats {
 
 class XdsClient {
  public:
-  // Called on the client's thread after each accepted update, with the state locked; copy what
-  // you need (e.g. build a worker snapshot) and return quickly.
-  using OnUpdate = std::function<void(const ConfigState&)>;
+  // Called on the client's thread with each update that passed validation, before it is
+  // committed; copy what you need (e.g. build a worker snapshot) and return quickly. An error
+  // (something the data path cannot serve, e.g. a listener that cannot bind) rejects the update:
+  // the previous state stays and the error becomes the NACK's error_detail.
+  using OnUpdate = std::function<absl::Status(const ConfigState&)>;
 
   XdsClient(envoy::config::core::v3::Node node, bootstrap::v1::Xds config, OnUpdate on_update);
   ~XdsClient();  // cancels the stream and joins the thread

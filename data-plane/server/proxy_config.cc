@@ -1,0 +1,295 @@
+#include "data-plane/server/proxy_config.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/proto_util.h"
+#include "common/strings.h"
+#include "envoy/config/cluster/v3/cluster.pb.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "envoy/config/listener/v3/listener.pb.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+
+namespace weft::proxy {
+namespace {
+
+namespace ec = envoy::config;
+using envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
+
+constexpr std::string_view kHcmName =
+    "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
+
+std::chrono::milliseconds Millis(const google::protobuf::Duration& d) {
+  return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+}
+
+// The HCM of the listener's (first) filter chain, if it has one.
+bool FindHcm(const ec::listener::v3::Listener& listener, HttpConnectionManager* hcm) {
+  for (const auto& chain : listener.filter_chains()) {
+    for (const auto& filter : chain.filters()) {
+      if (TypeNameOfUrl(filter.typed_config().type_url()) != kHcmName) continue;
+      return UnpackAny(filter.typed_config(), hcm).ok();
+    }
+  }
+  return false;
+}
+
+upstream::HealthStatus Health(ec::core::v3::HealthStatus status) {
+  switch (status) {
+    case ec::core::v3::UNHEALTHY:
+    case ec::core::v3::TIMEOUT:
+      return upstream::HealthStatus::kUnhealthy;
+    case ec::core::v3::DRAINING:
+      return upstream::HealthStatus::kDraining;
+    case ec::core::v3::DEGRADED:
+      return upstream::HealthStatus::kDegraded;
+    default:
+      return upstream::HealthStatus::kHealthy;
+  }
+}
+
+void AddEndpoints(const ec::endpoint::v3::ClusterLoadAssignment& cla, ClusterConfig* out) {
+  bool any_locality_weight = false;
+  for (const auto& locality : cla.endpoints()) {
+    upstream::Locality where{locality.locality().region(), locality.locality().zone(),
+                             locality.locality().sub_zone()};
+    if (locality.has_load_balancing_weight()) {
+      any_locality_weight = true;
+      out->locality_weights.push_back({where, locality.load_balancing_weight().value()});
+    }
+    for (const auto& lb_endpoint : locality.lb_endpoints()) {
+      const auto& sa = lb_endpoint.endpoint().address().socket_address();
+      EndpointConfig e;
+      e.address = sa.address();
+      e.port = static_cast<uint16_t>(sa.port_value());
+      e.weight = lb_endpoint.has_load_balancing_weight()
+                     ? std::max<uint32_t>(1, lb_endpoint.load_balancing_weight().value())
+                     : 1;
+      e.locality = where;
+      e.priority = locality.priority();
+      e.health = Health(lb_endpoint.health_status());
+      out->endpoints.push_back(std::move(e));
+    }
+  }
+  if (!any_locality_weight) out->locality_weights.clear();
+}
+
+void SlowStart(const ec::cluster::v3::Cluster::SlowStartConfig& s, upstream::LbConfig* lb) {
+  if (!s.has_slow_start_window()) return;
+  lb->slow_start_window = Millis(s.slow_start_window());
+  if (s.has_aggression()) lb->slow_start_aggression = s.aggression().default_value();
+  if (s.has_min_weight_percent())
+    lb->slow_start_min_weight_percent = s.min_weight_percent().value();
+}
+
+// Envoy's lb_policy enum, or the first load_balancing_policy entry we know. Weft's own names
+// select the two balancers Envoy has no enum value for.
+upstream::LbAlgorithm Algorithm(const ec::cluster::v3::Cluster& c, std::string* warning) {
+  using A = upstream::LbAlgorithm;
+  using C = ec::cluster::v3::Cluster;
+  if (c.lb_policy() == C::LOAD_BALANCING_POLICY_CONFIG) {
+    for (const auto& p : c.load_balancing_policy().policies()) {
+      const std::string& name = p.typed_extension_config().name();
+      if (name == "envoy.load_balancing_policies.round_robin") return A::kRoundRobin;
+      if (name == "envoy.load_balancing_policies.random") return A::kRandom;
+      if (name == "envoy.load_balancing_policies.least_request") return A::kLeastRequest;
+      if (name == "envoy.load_balancing_policies.ring_hash") return A::kRingHash;
+      if (name == "envoy.load_balancing_policies.maglev") return A::kMaglev;
+      if (name == "weft.load_balancing_policies.weighted_round_robin") {
+        return A::kWeightedRoundRobin;
+      }
+      if (name == "weft.load_balancing_policies.least_response_time" ||
+          name == "weft.load_balancing_policies.peak_ewma") {
+        return A::kLeastResponseTime;
+      }
+    }
+    *warning = absl::StrCat("cluster ", c.name(),
+                            ": load_balancing_policy.policies: no known policy, using round robin");
+    return A::kRoundRobin;
+  }
+  switch (c.lb_policy()) {
+    case C::LEAST_REQUEST:
+      return A::kLeastRequest;
+    case C::RING_HASH:
+      return A::kRingHash;
+    case C::RANDOM:
+      return A::kRandom;
+    case C::MAGLEV:
+      return A::kMaglev;
+    default:
+      return A::kRoundRobin;
+  }
+}
+
+std::shared_ptr<const ClusterConfig> CompileCluster(
+    const ec::cluster::v3::Cluster& c, const ec::endpoint::v3::ClusterLoadAssignment* cla,
+    uint64_t version, std::vector<std::string>* warnings) {
+  auto out = std::make_shared<ClusterConfig>();
+  out->name = c.name();
+  out->version = version;
+  std::string warning;
+  out->algorithm = Algorithm(c, &warning);
+  if (!warning.empty()) warnings->push_back(std::move(warning));
+  if (c.has_connect_timeout()) out->connect_timeout = Millis(c.connect_timeout());
+  if (c.has_common_lb_config() && c.common_lb_config().has_healthy_panic_threshold()) {
+    out->lb.panic_threshold_percent = c.common_lb_config().healthy_panic_threshold().value();
+  }
+  if (c.has_round_robin_lb_config()) {
+    SlowStart(c.round_robin_lb_config().slow_start_config(), &out->lb);
+  }
+  if (c.has_least_request_lb_config()) {
+    const auto& lr = c.least_request_lb_config();
+    if (lr.has_choice_count()) out->lb.choice_count = lr.choice_count().value();
+    if (lr.has_active_request_bias()) {
+      out->lb.active_request_bias = lr.active_request_bias().default_value();
+    }
+    SlowStart(lr.slow_start_config(), &out->lb);
+  }
+  if (c.has_ring_hash_lb_config()) {
+    const auto& rh = c.ring_hash_lb_config();
+    if (rh.has_minimum_ring_size()) out->lb.min_ring_size = rh.minimum_ring_size().value();
+    if (rh.has_maximum_ring_size()) out->lb.max_ring_size = rh.maximum_ring_size().value();
+  }
+  if (c.has_maglev_lb_config() && c.maglev_lb_config().has_table_size()) {
+    out->lb.maglev_table_size = c.maglev_lb_config().table_size().value();
+  }
+  if (cla != nullptr) AddEndpoints(*cla, out.get());
+  return out;
+}
+
+std::shared_ptr<const ListenerConfig> CompileListener(const ec::listener::v3::Listener& l,
+                                                      uint64_t version,
+                                                      std::vector<std::string>* warnings,
+                                                      std::vector<std::string>* errors) {
+  if (!l.has_address() || !l.address().has_socket_address()) return nullptr;  // api_listener
+  HttpConnectionManager hcm;
+  if (!FindHcm(l, &hcm)) {
+    warnings->push_back(absl::StrCat("listener ", l.name(),
+                                     ": no HTTP connection manager filter; only HTTP is served"));
+    return nullptr;
+  }
+  auto out = std::make_shared<ListenerConfig>();
+  out->name = l.name();
+  out->version = version;
+  out->address.host = l.address().socket_address().address();
+  out->address.port = static_cast<uint16_t>(l.address().socket_address().port_value());
+  HttpListenerSettings& http = out->http;
+  http.stat_prefix = hcm.stat_prefix().empty() ? l.name() : hcm.stat_prefix();
+  if (hcm.has_rds()) {
+    http.rds_name = hcm.rds().route_config_name();
+  } else {
+    auto table = router::RouteTable::Create(hcm.route_config());
+    if (!table.ok()) {
+      errors->push_back(
+          absl::StrCat("listener \"", l.name(), "\": route_config: ", table.status().message()));
+      return nullptr;
+    }
+    http.inline_routes = *table;
+  }
+  const auto& common = hcm.common_http_protocol_options();
+  if (common.has_idle_timeout()) http.idle_timeout = Millis(common.idle_timeout());
+  if (common.has_max_headers_count()) http.limits.max_headers = common.max_headers_count().value();
+  if (common.has_max_requests_per_connection()) {
+    http.max_requests_per_connection = common.max_requests_per_connection().value();
+  }
+  if (hcm.has_request_timeout()) http.request_timeout = Millis(hcm.request_timeout());
+  if (hcm.has_request_headers_timeout()) {
+    http.request_headers_timeout = Millis(hcm.request_headers_timeout());
+  }
+  if (hcm.has_max_request_headers_kb()) {
+    http.limits.max_head_bytes = size_t{hcm.max_request_headers_kb().value()} * 1024;
+  }
+  if (hcm.has_generate_request_id()) http.generate_request_id = hcm.generate_request_id().value();
+  return out;
+}
+
+}  // namespace
+
+std::shared_ptr<const ProxyConfig> BuildProxyConfig(
+    const ConfigState::ResourceMap& listeners, const ConfigState::ResourceMap& routes,
+    const ConfigState::ResourceMap& clusters, const ConfigState::ResourceMap& endpoints,
+    uint64_t generation, const ProxyConfig* previous, std::vector<std::string>* warnings,
+    std::vector<std::string>* errors) {
+  auto config = std::make_shared<ProxyConfig>();
+  config->generation = generation;
+
+  for (const auto& [name, resource] : routes) {
+    if (previous != nullptr) {
+      auto it = previous->routes.find(name);
+      // Route tables are the expensive part (regexes); reuse one whose content is unchanged.
+      if (it != previous->routes.end() && it->second->version() == resource->version) {
+        config->routes[name] = it->second;
+        continue;
+      }
+    }
+    ec::route::v3::RouteConfiguration rc;
+    if (!UnpackAny(resource->body, &rc).ok()) continue;
+    auto table = router::RouteTable::Create(rc, resource->version);
+    if (!table.ok()) {
+      errors->push_back(
+          absl::StrCat("route_configuration \"", name, "\": ", table.status().message()));
+      continue;
+    }
+    config->routes[name] = *table;
+  }
+
+  for (const auto& [name, resource] : clusters) {
+    ec::cluster::v3::Cluster c;
+    if (!UnpackAny(resource->body, &c).ok()) continue;
+    const ec::endpoint::v3::ClusterLoadAssignment* cla = nullptr;
+    ec::endpoint::v3::ClusterLoadAssignment eds;
+    uint64_t version = resource->version;
+    if (c.type() == ec::cluster::v3::Cluster::EDS) {
+      const std::string& service = c.eds_cluster_config().service_name().empty()
+                                       ? c.name()
+                                       : c.eds_cluster_config().service_name();
+      auto it = endpoints.find(service);
+      if (it != endpoints.end() && UnpackAny(it->second->body, &eds).ok()) {
+        cla = &eds;
+        version = version * 31 + it->second->version;
+      }
+    } else if (c.has_load_assignment()) {
+      cla = &c.load_assignment();
+    }
+    if (previous != nullptr) {
+      auto it = previous->clusters.find(name);
+      if (it != previous->clusters.end() && it->second->version == version) {
+        config->clusters[name] = it->second;
+        continue;
+      }
+    }
+    config->clusters[name] = CompileCluster(c, cla, version, warnings);
+  }
+
+  for (const auto& [name, resource] : listeners) {
+    if (previous != nullptr) {
+      auto it = previous->listeners.find(name);
+      if (it != previous->listeners.end() && it->second->version == resource->version) {
+        config->listeners[name] = it->second;
+        continue;
+      }
+    }
+    ec::listener::v3::Listener l;
+    if (!UnpackAny(resource->body, &l).ok()) continue;
+    if (auto compiled = CompileListener(l, resource->version, warnings, errors)) {
+      config->listeners[name] = std::move(compiled);
+    }
+  }
+  return config;
+}
+
+absl::Status StaticResources(const bootstrap::v1::StaticResources& config,
+                             ConfigState::ResourceMap* listeners,
+                             ConfigState::ResourceMap* clusters) {
+  for (const auto& l : config.listeners()) {
+    auto r = xds::MakeResource(PackAny(l));
+    if (!r.ok()) return r.status();
+    (*listeners)[l.name()] = *r;
+  }
+  for (const auto& c : config.clusters()) {
+    auto r = xds::MakeResource(PackAny(c));
+    if (!r.ok()) return r.status();
+    (*clusters)[c.name()] = *r;
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace weft::proxy

@@ -1,0 +1,1371 @@
+#include "data-plane/server/worker.h"
+
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <ctime>
+#include <deque>
+#include <list>
+#include <optional>
+#include <unordered_map>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/json.h"
+#include "common/log.h"
+#include "common/proto_util.h"
+#include "common/strings.h"
+#include "data-plane/net/event_loop.h"
+#include "data-plane/net/socket.h"
+
+namespace weft::proxy {
+
+ListenerSockets::~ListenerSockets() {
+  for (int fd : fds_) close(fd);
+}
+
+uint16_t ListenerSockets::port() const { return fds_.empty() ? 0 : net::LocalPort(fds_[0]); }
+
+absl::StatusOr<std::shared_ptr<AccessLogSink>> AccessLogSink::Open(const std::string& path) {
+  if (path == "-") return std::shared_ptr<AccessLogSink>(new AccessLogSink(STDOUT_FILENO, false));
+  int fd = open(path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+  if (fd < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("access log ", path, ": ", strerror(errno)));
+  }
+  return std::shared_ptr<AccessLogSink>(new AccessLogSink(fd, true));
+}
+
+AccessLogSink::~AccessLogSink() {
+  if (owned_) close(fd_);
+}
+
+void AccessLogSink::Write(std::string_view lines) {
+  while (!lines.empty()) {
+    ssize_t n = write(fd_, lines.data(), lines.size());
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return;  // a full disk must not stall the data path
+    lines.remove_prefix(static_cast<size_t>(n));
+  }
+}
+
+namespace {
+
+using Clock = net::EventLoop::Clock;
+// Flow control: a side whose peer has this much unsent stops reading until it drains.
+constexpr size_t kHighWater = 1 << 20;
+constexpr size_t kLowWater = 256 << 10;
+// While a response is pending, bytes of a pipelined next request are read only up to this.
+constexpr size_t kMaxReadAhead = 64 << 10;
+// After answering an error, how long to keep draining the client's input before closing, so the
+// client reads the answer instead of a reset.
+constexpr auto kLingerTime = std::chrono::seconds(1);
+
+// Request headers as the router and the header mutations see them: views into the read
+// buffer, plus owned strings for values the proxy adds.
+class HeaderList final : public router::MutableHeaders {
+ public:
+  void Reset() {
+    entries_.clear();
+    owned_.clear();
+  }
+  void AddView(std::string_view name, std::string_view value) { entries_.push_back({name, value}); }
+
+  std::optional<std::string_view> Get(std::string_view name) const override {
+    const Entry* first = nullptr;
+    int count = 0;
+    for (const Entry& e : entries_) {
+      if (!http1::EqualsIgnoreCase(e.name, name)) continue;
+      if (first == nullptr) first = &e;
+      ++count;
+    }
+    if (first == nullptr) return std::nullopt;
+    if (count == 1) return first->value;
+    // Matchers see repeated headers joined with ',' (as Envoy).
+    std::string joined;
+    for (const Entry& e : entries_) {
+      if (!http1::EqualsIgnoreCase(e.name, name)) continue;
+      if (!joined.empty()) joined.push_back(',');
+      joined.append(e.value);
+    }
+    owned_.push_back(std::move(joined));
+    return std::string_view(owned_.back());
+  }
+  void Add(std::string_view name, std::string_view value) override {
+    owned_.emplace_back(name);
+    std::string_view n = owned_.back();
+    owned_.emplace_back(value);
+    entries_.push_back({n, owned_.back()});
+  }
+  void Set(std::string_view name, std::string_view value) override {
+    Remove(name);
+    Add(name, value);
+  }
+  void Remove(std::string_view name) override {
+    std::erase_if(entries_,
+                  [name](const Entry& e) { return http1::EqualsIgnoreCase(e.name, name); });
+  }
+  void AppendTo(std::string* out) const {
+    for (const Entry& e : entries_) absl::StrAppend(out, Sv(e.name), ": ", Sv(e.value), "\r\n");
+  }
+
+ private:
+  struct Entry {
+    std::string_view name;
+    std::string_view value;
+  };
+  std::vector<Entry> entries_;
+  mutable std::deque<std::string> owned_;  // deque: growing never moves earlier strings
+};
+
+std::string Uuid4(upstream::Random& random) {
+  uint64_t hi = random.Next();
+  uint64_t lo = random.Next();
+  hi = (hi & ~0xF000ULL) | 0x4000ULL;                         // version 4
+  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // RFC 4122 variant
+  char text[37];
+  std::snprintf(text, sizeof text, "%08x-%04x-%04x-%04x-%012llx", static_cast<unsigned>(hi >> 32),
+                static_cast<unsigned>((hi >> 16) & 0xFFFF), static_cast<unsigned>(hi & 0xFFFF),
+                static_cast<unsigned>(lo >> 48),
+                static_cast<unsigned long long>(lo & 0xFFFFFFFFFFFFULL));
+  return text;
+}
+
+std::string Iso8601(std::chrono::system_clock::time_point t) {
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
+  time_t secs = static_cast<time_t>(ms / 1000);
+  tm parts{};
+  gmtime_r(&secs, &parts);
+  char text[40];
+  size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
+  std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>(ms % 1000));
+  return text;
+}
+
+}  // namespace
+
+struct ListenerRuntime;
+struct ClusterRuntime;
+class HttpConnection;
+class UpstreamConn;
+
+class Worker::Impl {
+ public:
+  Impl(WorkerOptions options, std::atomic<uint64_t>* serving_generation)
+      : options_(std::move(options)),
+        stats_(options_.stats->worker(options_.index)),
+        random_(0x9E3779B97F4A7C15ULL * static_cast<uint64_t>(options_.index + 1) ^
+                static_cast<uint64_t>(Clock::now().time_since_epoch().count())),
+        serving_generation_(serving_generation) {}
+  ~Impl();
+
+  absl::Status Init() {
+    auto loop = net::EventLoop::Create();
+    if (!loop.ok()) return loop.status();
+    loop_ = std::move(*loop);
+    loop_->SetTick(std::chrono::milliseconds(50), [this] { Tick(); });
+    return absl::OkStatus();
+  }
+
+  void Apply(std::shared_ptr<const WorkerSnapshot> snapshot);
+  void Accept(ListenerRuntime* listener);
+  void Tick();
+
+  // Upstream connection pool, keyed by "address:port" so a changed cluster keeps its
+  // connections to the hosts that remain.
+  UpstreamConn* TakeIdle(const std::string& key);
+  void ReturnIdle(UpstreamConn* conn);
+  void CloseUpstream(UpstreamConn* conn);
+
+  void Forget(HttpConnection* conn);
+  void Log(std::string line) {
+    if (!options_.access_log) return;
+    access_log_buffer_ += line;
+    if (access_log_buffer_.size() > 64 * 1024) FlushLog();
+  }
+  void FlushLog() {
+    if (access_log_buffer_.empty() || !options_.access_log) return;
+    options_.access_log->Write(access_log_buffer_);
+    access_log_buffer_.clear();
+  }
+  RouteStats* StatsForRoute(const router::RouteTable& table, const router::Route& route);
+  ClusterRuntime* FindCluster(std::string_view name) {
+    auto it = clusters_.find(std::string(name));
+    return it == clusters_.end() ? nullptr : it->second.get();
+  }
+  std::shared_ptr<ClusterRuntime> ClusterRef(ClusterRuntime* c);
+
+  WorkerOptions options_;
+  WorkerStats* stats_;
+  std::unique_ptr<net::EventLoop> loop_;
+  upstream::DefaultRandom random_;
+  std::atomic<uint64_t>* serving_generation_;
+  std::shared_ptr<const WorkerSnapshot> snapshot_;
+  std::map<std::string, std::shared_ptr<ListenerRuntime>> listeners_;
+  std::unordered_map<std::string, std::shared_ptr<ClusterRuntime>> clusters_;
+  std::unordered_map<const router::Route*, RouteStats*> route_stats_;
+  std::unordered_map<std::string, std::vector<UpstreamConn*>> idle_;
+  std::list<HttpConnection*> connections_;
+  size_t connection_count_ = 0;
+  std::string access_log_buffer_;
+};
+
+struct ListenerRuntime final : net::EventHandler {
+  Worker::Impl* worker = nullptr;
+  std::shared_ptr<const ListenerConfig> config;
+  std::shared_ptr<ListenerSockets> sockets;
+  std::shared_ptr<const router::RouteTable> routes;
+  int fd = -1;
+  ListenerStats* stats = nullptr;
+  bool draining = false;
+  void OnEvents(uint32_t) override { worker->Accept(this); }
+};
+
+struct ClusterRuntime {
+  std::shared_ptr<const ClusterConfig> config;
+  upstream::PrioritySet hosts;  // declared before lb: the balancer reads it until destroyed
+  std::unique_ptr<upstream::LoadBalancer> lb;
+  ClusterStats* stats = nullptr;
+  std::unordered_map<const upstream::Host*, HostStats*> host_stats;
+};
+
+std::shared_ptr<ClusterRuntime> Worker::Impl::ClusterRef(ClusterRuntime* c) {
+  auto it = clusters_.find(c->config->name);
+  return it != clusters_.end() && it->second.get() == c ? it->second : nullptr;
+}
+
+class UpstreamConn final : public net::EventHandler, public net::Deferred {
+ public:
+  UpstreamConn(Worker::Impl* worker, int fd, std::string key, ClusterStats* stats)
+      : worker_(worker), fd_(fd), key_(std::move(key)), cluster_stats_(stats) {}
+  void OnEvents(uint32_t events) override;
+
+  Worker::Impl* worker_;
+  int fd_;
+  std::string key_;
+  ClusterStats* cluster_stats_;
+  net::Buffer in_;
+  net::Buffer out_;
+  HttpConnection* owner_ = nullptr;  // null while idle in the pool
+  bool connected_ = false;
+  bool closed_ = false;
+  bool eof_ = false;
+  bool read_paused_ = false;
+  uint32_t requests_ = 0;
+  Clock::time_point connect_deadline_{};
+};
+
+class HttpConnection final : public net::EventHandler, public net::Deferred {
+ public:
+  HttpConnection(Worker::Impl* worker, int fd, std::shared_ptr<ListenerRuntime> listener)
+      : worker_(worker), fd_(fd), listener_(std::move(listener)) {
+    idle_since_ = worker_->loop_->now();
+    listener_->stats->cx_total.Inc();
+    listener_->stats->cx_active.Add(1);
+  }
+
+  void OnEvents(uint32_t events) override {
+    if (closed_) return;
+    if (events & EPOLLOUT) {
+      Flush();
+      if (closed_) return;
+    }
+    if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadDownstream();
+  }
+
+  void OnUpstreamEvents(UpstreamConn* up, uint32_t events);
+  void CheckTimeouts(Clock::time_point now);
+  bool idle() const { return !rq_ && state_ == State::kHead && in_.empty(); }
+  void Close();
+  bool closed() const { return closed_; }
+  std::list<HttpConnection*>::iterator self_;
+
+ private:
+  enum class State { kHead, kBody, kWaitResponse, kClosing };
+
+  struct Request {
+    Clock::time_point start;
+    std::chrono::system_clock::time_point wall_start;
+    std::string method;
+    std::string path;
+    std::string authority;
+    std::string request_id;
+    std::string user_agent;
+    int version_minor = 1;
+    bool keep_alive = true;
+    http1::BodyKind body = http1::BodyKind::kNone;
+    uint64_t body_remaining = 0;
+    http1::ChunkedScanner chunked;
+    bool body_done = true;
+    uint64_t bytes_received = 0;
+
+    std::shared_ptr<const router::RouteTable> routes;
+    const router::Route* route = nullptr;
+    RouteStats* route_stats = nullptr;
+    std::shared_ptr<ClusterRuntime> cluster;
+    upstream::HostPtr host;
+    HostStats* host_stats = nullptr;
+    const std::vector<router::HeaderOp>* response_ops = nullptr;
+    std::string upstream_head;  // kept for a retry while nothing of the body went out
+    uint32_t retries_left = 0;
+    bool reused_connection = false;
+    Clock::time_point deadline = Clock::time_point::max();
+
+    bool response_started = false;
+    int status = 0;
+    http1::BodyKind response_body = http1::BodyKind::kNone;
+    uint64_t response_remaining = 0;
+    http1::ChunkedScanner response_chunked;
+    bool upstream_keep_alive = true;
+    uint64_t bytes_sent = 0;
+    const char* flags = "-";
+  };
+
+  void ReadDownstream();
+  void Process();
+  void StartRequest();
+  void ForwardRequestBody();
+  bool Dispatch();
+  void ConnectFailed(const char* why);
+  void ReadUpstream();
+  void ProcessResponse();
+  void UpstreamGone();
+  void SendLocal(int status, std::string_view body, std::string_view extra_headers = {},
+                 const char* flags = "-");
+  void SendError(int status, std::string_view reason);
+  void FinishRequest();
+  void ReleaseUpstream(bool reusable);
+  void CloseAfterFlush();
+  void Flush();
+  void WriteUpstream();
+  void AccessLog();
+
+  Worker::Impl* worker_;
+  int fd_;
+  std::shared_ptr<ListenerRuntime> listener_;
+  net::Buffer in_;
+  net::Buffer out_;
+  State state_ = State::kHead;
+  bool closed_ = false;
+  bool peer_eof_ = false;
+  bool read_paused_ = false;
+  bool close_after_response_ = false;
+  bool processing_ = false;  // inside Process(): completions must not re-enter it
+  bool write_shut_ = false;
+  uint32_t requests_ = 0;
+  Clock::time_point idle_since_;
+  Clock::time_point head_started_{};
+  Clock::time_point linger_deadline_{};
+  http1::MessageHead head_;
+  HeaderList headers_;
+  std::string scratch_;
+  std::optional<Request> rq_;
+  UpstreamConn* up_ = nullptr;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Downstream side.
+
+void HttpConnection::ReadDownstream() {
+  if (read_paused_) return;
+  for (;;) {
+    // Read ahead only a little while a response is outstanding: a pipelining client must not
+    // make the proxy buffer unbounded input.
+    if (state_ == State::kWaitResponse && in_.size() >= kMaxReadAhead) break;
+    long n = in_.ReadFrom(fd_);
+    if (n > 0) {
+      if (rq_) rq_->bytes_received += static_cast<uint64_t>(n);
+      continue;
+    }
+    if (n == 0) {
+      peer_eof_ = true;
+      break;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    if (rq_) listener_->stats->downstream_rq_rx_reset.Inc();
+    Close();
+    return;
+  }
+  Process();
+}
+
+void HttpConnection::Process() {
+  processing_ = true;
+  while (!closed_) {
+    if (state_ == State::kClosing) {
+      in_.Clear();
+      if (peer_eof_ && out_.empty()) Close();
+      break;
+    }
+    if (state_ == State::kHead) {
+      if (in_.empty()) {
+        if (peer_eof_) Close();
+        break;
+      }
+      if (head_started_ == Clock::time_point{}) head_started_ = worker_->loop_->now();
+      http1::ParseError error;
+      auto status =
+          http1::ParseRequestHead(in_.readable(), listener_->config->http.limits, &head_, &error);
+      if (status == http1::ParseStatus::kIncomplete) {
+        if (peer_eof_) Close();
+        break;
+      }
+      if (status == http1::ParseStatus::kError) {
+        SendError(error.status, error.reason);
+        break;
+      }
+      StartRequest();
+      continue;
+    }
+    if (state_ == State::kBody) {
+      ForwardRequestBody();
+      if (closed_ || state_ == State::kBody) {
+        if (!closed_ && peer_eof_) {
+          // The client went away in the middle of its body.
+          listener_->stats->downstream_rq_rx_reset.Inc();
+          Close();
+        }
+        break;
+      }
+      continue;
+    }
+    // kWaitResponse: the next request (if pipelined) waits in in_ until this one is answered.
+    if (peer_eof_) close_after_response_ = true;
+    break;
+  }
+  processing_ = false;
+  if (!closed_) Flush();
+}
+
+void HttpConnection::SendError(int status, std::string_view reason) {
+  listener_->stats->http_parse_error.Inc();
+  WEFT_LOG(kDebug) << "listener " << listener_->config->name << ": " << status << " " << reason;
+  if (!rq_) {
+    rq_.emplace();
+    rq_->start = worker_->loop_->now();
+    rq_->wall_start = std::chrono::system_clock::now();
+    listener_->stats->http.rq_active.Add(1);
+  }
+  rq_->keep_alive = false;
+  SendLocal(status, absl::StrCat(Sv(reason), "\n"), {}, "DPE");
+}
+
+void HttpConnection::StartRequest() {
+  const Clock::time_point now = worker_->loop_->now();
+  rq_.emplace();
+  Request& rq = *rq_;
+  rq.start = now;
+  rq.wall_start = std::chrono::system_clock::now();
+  rq.method.assign(head_.method);
+  rq.path.assign(head_.target);
+  rq.authority.assign(head_.host);
+  rq.version_minor = head_.version_minor;
+  rq.keep_alive = head_.keep_alive;
+  rq.body = head_.body;
+  rq.body_remaining = head_.body == http1::BodyKind::kContentLength ? head_.content_length : 0;
+  rq.body_done = head_.body == http1::BodyKind::kNone;
+  rq.bytes_received = in_.size();
+  head_started_ = {};
+  ++requests_;
+  const auto& settings = listener_->config->http;
+  if (settings.max_requests_per_connection != 0 &&
+      requests_ >= settings.max_requests_per_connection) {
+    rq.keep_alive = false;
+  }
+  listener_->stats->http.rq_active.Add(1);
+  if (settings.request_timeout.count() > 0) rq.deadline = now + settings.request_timeout;
+
+  headers_.Reset();
+  std::string_view request_id;
+  for (const http1::Header& h : head_.headers) {
+    headers_.AddView(h.name, h.value);
+    if (http1::EqualsIgnoreCase(h.name, "x-request-id")) request_id = h.value;
+    if (http1::EqualsIgnoreCase(h.name, "user-agent")) rq.user_agent.assign(h.value);
+  }
+  if (request_id.empty() && settings.generate_request_id) {
+    rq.request_id = Uuid4(worker_->random_);
+  } else {
+    rq.request_id.assign(request_id);
+  }
+
+  rq.routes = listener_->routes;
+  if (!rq.routes) {
+    in_.Consume(head_.head_size);
+    SendLocal(404, "no route configuration\n", {}, "NR");
+    return;
+  }
+  router::RequestView view;
+  view.method = head_.method;
+  view.authority = head_.host;
+  view.path = head_.target;
+  view.headers = &headers_;
+  view.random_value = worker_->random_.Next();
+  const router::Route* route = rq.routes->Match(view);
+  rq.route = route;
+  if (route != nullptr) rq.route_stats = worker_->StatsForRoute(*rq.routes, *route);
+  if (route == nullptr) {
+    in_.Consume(head_.head_size);
+    SendLocal(404, "", {}, "NR");
+    return;
+  }
+  if (const auto* direct = route->direct_response()) {
+    std::string extra;
+    HeaderList response_headers;
+    router::ApplyHeaderOps(route->response_header_ops(), &response_headers);
+    response_headers.AppendTo(&extra);
+    in_.Consume(head_.head_size);
+    SendLocal(static_cast<int>(direct->status), direct->body, extra);
+    return;
+  }
+  if (route->redirect() != nullptr) {
+    std::string location = router::RedirectLocation(*route, view);
+    in_.Consume(head_.head_size);
+    SendLocal(static_cast<int>(route->redirect()->status), "",
+              absl::StrCat("location: ", location, "\r\n"));
+    return;
+  }
+  const router::RouteAction* action = route->route_action();
+  if (action == nullptr) {
+    in_.Consume(head_.head_size);
+    SendLocal(404, "", {}, "NR");
+    return;
+  }
+
+  // Which cluster: fixed, from a header, or a weighted pick.
+  std::string_view cluster_name = action->cluster;
+  const router::WeightedClusterEntry* entry = nullptr;
+  if (action->cluster_specifier == router::RouteAction::ClusterSpecifier::kWeighted) {
+    uint64_t pick = worker_->random_.Next();
+    if (!action->random_value_header.empty()) {
+      if (auto v = headers_.Get(action->random_value_header)) pick = StableHash64(*v);
+    }
+    entry = action->PickCluster(pick);
+    if (entry != nullptr) {
+      cluster_name = entry->name;
+      if (!entry->cluster_header.empty()) {
+        cluster_name = headers_.Get(entry->cluster_header).value_or("");
+      }
+    }
+  } else if (action->cluster_specifier == router::RouteAction::ClusterSpecifier::kClusterHeader) {
+    cluster_name = headers_.Get(action->cluster).value_or("");
+  }
+  ClusterRuntime* cluster = worker_->FindCluster(cluster_name);
+  if (cluster == nullptr) {
+    in_.Consume(head_.head_size);
+    SendLocal(static_cast<int>(action->cluster_not_found_status), "", {}, "NC");
+    return;
+  }
+  rq.cluster = worker_->ClusterRef(cluster);
+  upstream::LbContext lb_context;
+  if (!action->hash_policies.empty()) {
+    for (const auto& policy : action->hash_policies) {
+      if (policy.kind != router::HashPolicy::Kind::kHeader) continue;
+      if (auto v = headers_.Get(policy.name)) {
+        lb_context.hash_key = StableHash64(*v);
+        break;
+      }
+    }
+  }
+  upstream::Host* host = cluster->lb->ChooseHost(lb_context);
+  if (host == nullptr) {
+    cluster->stats->no_healthy_host.Inc();
+    in_.Consume(head_.head_size);
+    SendLocal(503, "no healthy upstream\n", {}, "UH");
+    return;
+  }
+  for (const auto& h : cluster->hosts.all_hosts()) {
+    if (h.get() == host) {
+      rq.host = h;
+      break;
+    }
+  }
+  auto hs = cluster->host_stats.find(host);
+  rq.host_stats = hs == cluster->host_stats.end() ? nullptr : hs->second;
+  cluster->stats->http.rq_active.Add(1);
+  if (rq.host_stats) rq.host_stats->rq_active.Add(1);
+  if (rq.route_stats) rq.route_stats->http.rq_active.Add(1);
+  cluster->lb->OnRequestStart(*host);
+
+  if (action->timeout.count() > 0) rq.deadline = std::min(rq.deadline, now + action->timeout);
+  if (action->retry_policy) {
+    using namespace router::retry_on;
+    if (action->retry_policy->retry_on &
+        (kConnectFailure | kReset | kResetBeforeRequest | k5xx | kGatewayError)) {
+      rq.retries_left = action->retry_policy->num_retries;
+    }
+  }
+
+  // The upstream request head: hop-by-hop headers go, framing is restated, then the route's
+  // mutations apply.
+  std::string path = action->path_rewrite.empty() ? std::string(head_.target)
+                                                  : router::ApplyPathRewrite(*route, head_.target);
+  headers_.Reset();
+  for (const http1::Header& h : head_.headers) {
+    if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length") ||
+        http1::EqualsIgnoreCase(h.name, "expect")) {
+      continue;
+    }
+    headers_.AddView(h.name, h.value);
+  }
+  std::string_view host_rewrite = entry != nullptr && !entry->host_rewrite_literal.empty()
+                                      ? std::string_view(entry->host_rewrite_literal)
+                                      : std::string_view(action->host_rewrite_literal);
+  if (!host_rewrite.empty()) {
+    headers_.Set("host", host_rewrite);
+  } else if (action->auto_host_rewrite) {
+    headers_.Set("host", host->hash_key());
+  }
+  if (!request_id.empty() || settings.generate_request_id) {
+    headers_.Set("x-request-id", rq.request_id);
+  }
+  if (!headers_.Get("x-forwarded-proto")) headers_.Add("x-forwarded-proto", "http");
+  router::ApplyHeaderOps(entry != nullptr ? entry->request_header_ops : route->request_header_ops(),
+                         &headers_);
+  rq.response_ops = entry != nullptr ? &entry->response_header_ops : &route->response_header_ops();
+
+  std::string& up = rq.upstream_head;
+  up.reserve(256 + head_.head_size);
+  absl::StrAppend(&up, Sv(head_.method), " ", path, " HTTP/1.1\r\n");
+  headers_.AppendTo(&up);
+  if (rq.body == http1::BodyKind::kContentLength) {
+    absl::StrAppend(&up, "content-length: ", rq.body_remaining, "\r\n");
+  } else if (rq.body == http1::BodyKind::kChunked) {
+    up += "transfer-encoding: chunked\r\n";
+  }
+  up += "\r\n";
+  if (head_.expect_continue && head_.version_minor == 1 && !rq.body_done) {
+    // Answer the client's Expect ourselves (as Envoy): the body then streams as it comes.
+    out_.Append("HTTP/1.1 100 Continue\r\n\r\n");
+  }
+  in_.Consume(head_.head_size);
+  rq.bytes_received = 0;
+  state_ = rq.body_done ? State::kWaitResponse : State::kBody;
+  const bool replayable = rq.body_done;
+  if (!Dispatch()) return;
+  if (!rq_) return;
+  if (!replayable) rq_->upstream_head.clear();  // a streamed body cannot be replayed
+  WriteUpstream();
+}
+
+// Sends the request head (and whatever body is at hand) to a pooled or new connection.
+bool HttpConnection::Dispatch() {
+  Request& rq = *rq_;
+  ClusterRuntime& cluster = *rq.cluster;
+  const std::string& key = rq.host->hash_key();
+  UpstreamConn* conn = worker_->TakeIdle(key);
+  if (conn != nullptr) {
+    rq.reused_connection = true;
+    cluster.stats->cx_reused.Inc();
+  } else {
+    rq.reused_connection = false;
+    auto fd = net::ConnectNonBlocking({rq.host->address(), rq.host->port()});
+    if (!fd.ok()) {
+      ConnectFailed("connect");
+      return false;
+    }
+    conn = new UpstreamConn(worker_, *fd, key, cluster.stats);
+    conn->connect_deadline_ = worker_->loop_->now() + cluster.config->connect_timeout;
+    cluster.stats->cx_total.Inc();
+    cluster.stats->cx_active.Add(1);
+    worker_->loop_->Add(*fd, conn);
+  }
+  conn->owner_ = this;
+  ++conn->requests_;
+  up_ = conn;
+  up_->out_.Append(rq.upstream_head);
+  return true;
+}
+
+void HttpConnection::ConnectFailed(const char* why) {
+  Request& rq = *rq_;
+  rq.cluster->stats->cx_connect_fail.Inc();
+  if (rq.host_stats) rq.host_stats->cx_connect_fail.Inc();
+  WEFT_LOG(kDebug) << "upstream " << rq.host->hash_key() << ": " << why << " failed";
+  if (up_ != nullptr) {
+    UpstreamConn* dead = up_;
+    up_ = nullptr;
+    worker_->CloseUpstream(dead);
+  }
+  // Retry on another pick while the request is still whole in memory.
+  if (rq.retries_left > 0 && rq.body_done && !rq.upstream_head.empty()) {
+    --rq.retries_left;
+    rq.cluster->stats->rq_retry.Inc();
+    rq.cluster->lb->OnRequestEnd(*rq.host, std::chrono::nanoseconds(0));
+    upstream::Host* host = rq.cluster->lb->ChooseHost({});
+    if (host != nullptr) {
+      for (const auto& h : rq.cluster->hosts.all_hosts()) {
+        if (h.get() == host) rq.host = h;
+      }
+      if (rq.host_stats) rq.host_stats->rq_active.Add(-1);
+      auto hs = rq.cluster->host_stats.find(host);
+      rq.host_stats = hs == rq.cluster->host_stats.end() ? nullptr : hs->second;
+      if (rq.host_stats) rq.host_stats->rq_active.Add(1);
+      rq.cluster->lb->OnRequestStart(*host);
+      if (Dispatch()) WriteUpstream();
+      return;
+    }
+  }
+  SendLocal(503, "upstream connect error\n", {}, "UF");
+}
+
+void HttpConnection::ForwardRequestBody() {
+  Request& rq = *rq_;
+  if (up_ == nullptr) return;
+  std::string_view data = in_.readable();
+  size_t take = 0;
+  if (rq.body == http1::BodyKind::kContentLength) {
+    take = static_cast<size_t>(std::min<uint64_t>(rq.body_remaining, data.size()));
+    rq.body_remaining -= take;
+    if (rq.body_remaining == 0) rq.body_done = true;
+  } else if (rq.body == http1::BodyKind::kChunked) {
+    auto result = rq.chunked.Scan(data, &take);
+    if (result == http1::ChunkedScanner::Result::kError) {
+      rq.keep_alive = false;
+      listener_->stats->http_parse_error.Inc();
+      SendLocal(400, "bad chunked body\n", {}, "DPE");
+      return;
+    }
+    if (result == http1::ChunkedScanner::Result::kDone) rq.body_done = true;
+  }
+  if (take > 0) {
+    up_->out_.Append(data.substr(0, take));
+    in_.Consume(take);
+  }
+  if (rq.body_done) state_ = State::kWaitResponse;
+  WriteUpstream();
+  if (up_ != nullptr && up_->out_.size() > kHighWater) read_paused_ = true;
+}
+
+void HttpConnection::WriteUpstream() {
+  if (up_ == nullptr || !up_->connected_) return;
+  if (!up_->out_.WriteTo(up_->fd_)) {
+    UpstreamGone();
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Upstream side.
+
+void UpstreamConn::OnEvents(uint32_t events) {
+  if (closed_) return;
+  if (owner_ != nullptr) {
+    owner_->OnUpstreamEvents(this, events);
+    return;
+  }
+  // Idle in the pool: any input or hang-up means the server is done with this connection.
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) worker_->CloseUpstream(this);
+}
+
+void HttpConnection::OnUpstreamEvents(UpstreamConn* up, uint32_t events) {
+  if (up != up_) return;
+  if (!up->connected_) {
+    if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP))) return;
+    if (net::ConnectResult(up->fd_) != 0 || (events & EPOLLERR)) {
+      ConnectFailed("connect");
+      return;
+    }
+    up->connected_ = true;
+  }
+  if (events & EPOLLOUT) {
+    WriteUpstream();
+    if (closed_ || up_ == nullptr) return;
+    if (read_paused_ && up_->out_.size() < kLowWater) {
+      read_paused_ = false;
+      ReadDownstream();
+      if (closed_ || up_ != up) return;
+    }
+  }
+  if (events & (EPOLLIN | EPOLLRDHUP | EPOLLHUP | EPOLLERR)) ReadUpstream();
+}
+
+void HttpConnection::ReadUpstream() {
+  if (up_ == nullptr || up_->read_paused_) return;
+  UpstreamConn* up = up_;
+  for (;;) {
+    long n = up->in_.ReadFrom(up->fd_);
+    if (n > 0) {
+      if (up->in_.size() > kHighWater) break;
+      continue;
+    }
+    if (n == 0) {
+      up->eof_ = true;
+      break;
+    }
+    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
+    up->eof_ = true;  // reset: treat like a close, with whatever was read
+    break;
+  }
+  ProcessResponse();
+}
+
+void HttpConnection::ProcessResponse() {
+  if (!rq_ || up_ == nullptr) return;
+  Request& rq = *rq_;
+  UpstreamConn* up = up_;
+  while (!rq.response_started) {
+    http1::MessageHead head;
+    http1::ParseError error;
+    auto status =
+        http1::ParseResponseHead(up->in_.readable(), rq.method, http1::Limits{}, &head, &error);
+    if (status == http1::ParseStatus::kIncomplete) {
+      if (up->eof_) UpstreamGone();
+      return;
+    }
+    if (status == http1::ParseStatus::kError) {
+      rq.cluster->stats->rq_reset.Inc();
+      up_ = nullptr;
+      worker_->CloseUpstream(up);
+      rq.keep_alive = rq.keep_alive && rq.body_done;
+      SendLocal(502, "upstream sent an invalid response\n", {}, "UPE");
+      return;
+    }
+    if (head.status < 200) {
+      // Interim responses (100 Continue, 103) were answered or are dropped here; the final one
+      // follows on the same connection.
+      up->in_.Consume(head.head_size);
+      if (head.status == 101) {
+        up_ = nullptr;
+        worker_->CloseUpstream(up);
+        rq.keep_alive = false;
+        SendLocal(502, "upgrades are not supported\n", {}, "UPE");
+        return;
+      }
+      continue;
+    }
+    rq.response_started = true;
+    rq.status = head.status;
+    rq.response_body = head.body;
+    rq.response_remaining = head.body == http1::BodyKind::kContentLength ? head.content_length : 0;
+    rq.upstream_keep_alive = head.keep_alive;
+    if (listener_->draining || close_after_response_) rq.keep_alive = false;
+    // A body delimited by close can only reach the client the same way.
+    if (head.body == http1::BodyKind::kUntilClose) rq.keep_alive = false;
+    if (!rq.body_done) rq.keep_alive = false;  // answered before the request finished
+
+    HeaderList response_headers;
+    for (const http1::Header& h : head.headers) {
+      if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
+      response_headers.AddView(h.name, h.value);
+    }
+    if (rq.response_ops != nullptr) router::ApplyHeaderOps(*rq.response_ops, &response_headers);
+    scratch_.clear();
+    absl::StrAppend(&scratch_, "HTTP/1.", rq.version_minor, " ", head.status, " ",
+                    Sv(head.reason.empty() ? http1::ReasonPhrase(head.status) : head.reason),
+                    "\r\n");
+    response_headers.AppendTo(&scratch_);
+    if (head.body == http1::BodyKind::kContentLength) {
+      absl::StrAppend(&scratch_, "content-length: ", head.content_length, "\r\n");
+    } else if (head.body == http1::BodyKind::kChunked) {
+      scratch_ += "transfer-encoding: chunked\r\n";
+    } else if (head.body == http1::BodyKind::kNone && head.status != 204 && head.status != 304 &&
+               rq.method != "HEAD") {
+      scratch_ += "content-length: 0\r\n";
+    }
+    if (!rq.keep_alive) {
+      scratch_ += "connection: close\r\n";
+    } else if (rq.version_minor == 0) {
+      scratch_ += "connection: keep-alive\r\n";
+    }
+    scratch_ += "\r\n";
+    rq.bytes_sent += scratch_.size();
+    out_.Append(scratch_);
+    up->in_.Consume(head.head_size);
+  }
+
+  bool done = false;
+  std::string_view data = up->in_.readable();
+  size_t take = 0;
+  switch (rq.response_body) {
+    case http1::BodyKind::kNone:
+      done = true;
+      break;
+    case http1::BodyKind::kContentLength:
+      take = static_cast<size_t>(std::min<uint64_t>(rq.response_remaining, data.size()));
+      rq.response_remaining -= take;
+      done = rq.response_remaining == 0;
+      break;
+    case http1::BodyKind::kChunked: {
+      auto result = rq.response_chunked.Scan(data, &take);
+      if (result == http1::ChunkedScanner::Result::kError) {
+        rq.cluster->stats->rq_reset.Inc();
+        Close();  // the client already has part of the response: only a reset can say so
+        return;
+      }
+      done = result == http1::ChunkedScanner::Result::kDone;
+      break;
+    }
+    case http1::BodyKind::kUntilClose:
+      take = data.size();
+      done = up->eof_;
+      break;
+  }
+  if (take > 0) {
+    out_.Append(data.substr(0, take));
+    rq.bytes_sent += take;
+    up->in_.Consume(take);
+  }
+  if (done) {
+    // Reusable only when the exchange ended cleanly on both sides with nothing left over.
+    ReleaseUpstream(rq.upstream_keep_alive && rq.body_done && up->in_.empty() && !up->eof_ &&
+                    rq.response_body != http1::BodyKind::kUntilClose);
+    FinishRequest();
+    return;
+  }
+  if (up->eof_) {
+    UpstreamGone();
+    return;
+  }
+  if (out_.size() > kHighWater) up->read_paused_ = true;
+  Flush();
+}
+
+// The upstream closed or failed before the response was complete.
+void HttpConnection::UpstreamGone() {
+  Request& rq = *rq_;
+  UpstreamConn* up = up_;
+  up_ = nullptr;
+  if (up != nullptr) worker_->CloseUpstream(up);
+  rq.cluster->stats->rq_reset.Inc();
+  if (!rq.response_started) {
+    // A pooled connection the server had just closed: nothing was processed, replay once.
+    if (rq.reused_connection && rq.body_done && !rq.upstream_head.empty()) {
+      rq.reused_connection = false;
+      if (Dispatch()) WriteUpstream();
+      return;
+    }
+    if (rq.retries_left > 0 && rq.body_done && !rq.upstream_head.empty()) {
+      ConnectFailed("request");
+      return;
+    }
+    rq.keep_alive = rq.keep_alive && rq.body_done;
+    SendLocal(503, "upstream connect error or disconnect/reset before headers\n", {}, "UC");
+    return;
+  }
+  Close();
+}
+
+void HttpConnection::ReleaseUpstream(bool reusable) {
+  UpstreamConn* up = up_;
+  up_ = nullptr;
+  if (up == nullptr) return;
+  if (reusable) {
+    worker_->ReturnIdle(up);
+  } else {
+    worker_->CloseUpstream(up);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Completion.
+
+void HttpConnection::SendLocal(int status, std::string_view body, std::string_view extra_headers,
+                               const char* flags) {
+  Request& rq = *rq_;
+  if (up_ != nullptr) ReleaseUpstream(false);
+  // An unread request body would be taken for the next request: close instead.
+  if (!rq.body_done) rq.keep_alive = false;
+  if (listener_->draining || close_after_response_) rq.keep_alive = false;
+  rq.status = status;
+  rq.flags = flags;
+  rq.response_started = true;
+  scratch_.clear();
+  absl::StrAppend(&scratch_, "HTTP/1.", rq.version_minor, " ", status, " ",
+                  Sv(http1::ReasonPhrase(status)), "\r\n", Sv(extra_headers));
+  if (status != 204 && status != 304) {
+    absl::StrAppend(&scratch_, "content-length: ", body.size(), "\r\n");
+    if (!body.empty()) scratch_ += "content-type: text/plain\r\n";
+  }
+  if (!rq.keep_alive) scratch_ += "connection: close\r\n";
+  scratch_ += "\r\n";
+  if (rq.method != "HEAD") scratch_.append(body);
+  rq.bytes_sent += scratch_.size();
+  out_.Append(scratch_);
+  FinishRequest();
+}
+
+void HttpConnection::FinishRequest() {
+  Request& rq = *rq_;
+  auto elapsed = std::chrono::duration_cast<std::chrono::nanoseconds>(Clock::now() - rq.start);
+  listener_->stats->http.rq_active.Add(-1);
+  listener_->stats->http.Completed(rq.status, elapsed);
+  if (rq.route_stats) {
+    if (rq.host) rq.route_stats->http.rq_active.Add(-1);
+    rq.route_stats->http.Completed(rq.status, elapsed);
+  }
+  if (rq.host) {
+    rq.cluster->stats->http.rq_active.Add(-1);
+    rq.cluster->stats->http.Completed(rq.status, elapsed);
+    if (rq.host_stats) {
+      rq.host_stats->rq_active.Add(-1);
+      rq.host_stats->http.Completed(rq.status, elapsed);
+    }
+    rq.cluster->lb->OnRequestEnd(*rq.host, elapsed);
+  }
+  AccessLog();
+  const bool keep_alive = rq.keep_alive;
+  rq_.reset();
+  idle_since_ = worker_->loop_->now();
+  if (keep_alive) {
+    state_ = State::kHead;
+    // A pipelined request may already be buffered; Process() continues with it.
+    read_paused_ = false;
+    // Inside Process() its loop continues with any pipelined request. Otherwise read what
+    // arrived while the response was pending: edge-triggered, so no new event will say so.
+    if (!processing_) ReadDownstream();
+    return;
+  }
+  CloseAfterFlush();
+}
+
+void HttpConnection::AccessLog() {
+  if (!worker_->options_.access_log) return;
+  const Request& rq = *rq_;
+  double ms = std::chrono::duration<double, std::milli>(Clock::now() - rq.start).count();
+  std::string line;
+  line.reserve(512);
+  absl::StrAppend(&line, "{\"start_time\":\"", Iso8601(rq.wall_start),
+                  "\",\"method\":", JsonString(rq.method), ",\"path\":", JsonString(rq.path),
+                  ",\"protocol\":\"HTTP/1.", rq.version_minor, "\",\"response_code\":", rq.status,
+                  ",\"response_flags\":\"", rq.flags, "\",\"bytes_received\":", rq.bytes_received,
+                  ",\"bytes_sent\":", rq.bytes_sent, ",\"duration_ms\":", ms,
+                  ",\"upstream_host\":", JsonString(rq.host ? rq.host->hash_key() : ""),
+                  ",\"upstream_cluster\":", JsonString(rq.cluster ? rq.cluster->config->name : ""),
+                  ",\"route_name\":", JsonString(rq.route ? rq.route->name() : ""),
+                  ",\"x_request_id\":", JsonString(rq.request_id),
+                  ",\"authority\":", JsonString(rq.authority),
+                  ",\"user_agent\":", JsonString(rq.user_agent),
+                  ",\"listener\":", JsonString(listener_->config->name), "}\n");
+  worker_->Log(std::move(line));
+}
+
+void HttpConnection::Flush() {
+  if (closed_) return;
+  if (!out_.empty() && !out_.WriteTo(fd_)) {
+    if (rq_) listener_->stats->downstream_rq_rx_reset.Inc();
+    Close();
+    return;
+  }
+  if (up_ != nullptr && up_->read_paused_ && out_.size() < kLowWater) {
+    up_->read_paused_ = false;
+    ReadUpstream();
+    if (closed_) return;
+  }
+  if (state_ == State::kClosing && out_.empty() && !write_shut_) {
+    // Half-close, then drain the client's input briefly: closing with unread input would send
+    // a reset that can destroy the answer before the client reads it.
+    shutdown(fd_, SHUT_WR);
+    write_shut_ = true;
+    linger_deadline_ = worker_->loop_->now() + kLingerTime;
+    if (peer_eof_) Close();
+  }
+}
+
+void HttpConnection::CloseAfterFlush() {
+  state_ = State::kClosing;
+  Flush();
+  if (!closed_) Process();
+}
+
+void HttpConnection::Close() {
+  if (closed_) return;
+  closed_ = true;
+  if (rq_) {
+    // Abandoned mid-request: account for it so the gauges return to zero.
+    Request& rq = *rq_;
+    if (up_ != nullptr) ReleaseUpstream(false);
+    listener_->stats->http.rq_active.Add(-1);
+    if (rq.route_stats && rq.host) rq.route_stats->http.rq_active.Add(-1);
+    if (rq.host) {
+      rq.cluster->stats->http.rq_active.Add(-1);
+      if (rq.host_stats) rq.host_stats->rq_active.Add(-1);
+      rq.cluster->lb->OnRequestEnd(*rq.host, std::chrono::nanoseconds(0));
+    }
+    rq_.reset();
+  }
+  worker_->loop_->Remove(fd_);
+  close(fd_);
+  listener_->stats->cx_active.Add(-1);
+  worker_->Forget(this);
+}
+
+void HttpConnection::CheckTimeouts(Clock::time_point now) {
+  if (closed_) return;
+  if (state_ == State::kClosing) {
+    if (write_shut_ && now >= linger_deadline_) Close();
+    return;
+  }
+  if (rq_) {
+    Request& rq = *rq_;
+    if (up_ != nullptr && !up_->connected_ && now >= up_->connect_deadline_) {
+      ConnectFailed("connect timeout");
+      return;
+    }
+    if (now >= rq.deadline) {
+      if (rq.cluster) rq.cluster->stats->http.rq_timeout.Inc();
+      listener_->stats->http.rq_timeout.Inc();
+      if (rq.host_stats) rq.host_stats->http.rq_timeout.Inc();
+      if (!rq.response_started) {
+        rq.keep_alive = false;
+        SendLocal(504, "upstream request timeout\n", {}, "UT");
+      } else {
+        Close();
+      }
+    }
+    return;
+  }
+  const auto& settings = listener_->config->http;
+  if (head_started_ != Clock::time_point{} && settings.request_headers_timeout.count() > 0 &&
+      now - head_started_ >= settings.request_headers_timeout) {
+    listener_->stats->http_parse_error.Inc();
+    Close();
+    return;
+  }
+  if (settings.idle_timeout.count() > 0 && now - idle_since_ >= settings.idle_timeout) {
+    listener_->stats->cx_idle_timeout.Inc();
+    Close();
+    return;
+  }
+  if (listener_->draining && idle()) Close();
+}
+
+// ---------------------------------------------------------------------------------------------
+// Worker.
+
+Worker::Impl::~Impl() {
+  for (HttpConnection* c : std::list<HttpConnection*>(connections_)) c->Close();
+  for (auto& [key, conns] : idle_) {
+    for (UpstreamConn* c : conns) {
+      loop_->Remove(c->fd_);
+      close(c->fd_);
+      delete c;
+    }
+  }
+  idle_.clear();
+  for (auto& [name, l] : listeners_) loop_->Remove(l->fd);
+  FlushLog();
+}
+
+void Worker::Impl::Forget(HttpConnection* conn) {
+  connections_.erase(conn->self_);
+  --connection_count_;
+  loop_->DeferDelete(std::unique_ptr<net::Deferred>(conn));
+}
+
+UpstreamConn* Worker::Impl::TakeIdle(const std::string& key) {
+  auto it = idle_.find(key);
+  if (it == idle_.end()) return nullptr;
+  while (!it->second.empty()) {
+    UpstreamConn* conn = it->second.back();
+    it->second.pop_back();
+    if (!conn->closed_) return conn;
+  }
+  return nullptr;
+}
+
+void Worker::Impl::ReturnIdle(UpstreamConn* conn) {
+  conn->owner_ = nullptr;
+  conn->read_paused_ = false;
+  auto& list = idle_[conn->key_];
+  if (list.size() >= options_.max_idle_per_host) {
+    CloseUpstream(conn);
+    return;
+  }
+  list.push_back(conn);
+}
+
+void Worker::Impl::CloseUpstream(UpstreamConn* conn) {
+  if (conn->closed_) return;
+  conn->closed_ = true;
+  if (conn->owner_ == nullptr) {
+    auto it = idle_.find(conn->key_);
+    if (it != idle_.end()) std::erase(it->second, conn);
+  }
+  conn->owner_ = nullptr;
+  conn->cluster_stats_->cx_active.Add(-1);
+  loop_->Remove(conn->fd_);
+  close(conn->fd_);
+  loop_->DeferDelete(std::unique_ptr<net::Deferred>(conn));
+}
+
+void Worker::Impl::Accept(ListenerRuntime* listener) {
+  for (;;) {
+    int fd = accept4(listener->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
+    if (fd < 0) {
+      if (errno == EINTR || errno == ECONNABORTED) continue;
+      return;  // EAGAIN, or out of descriptors: the next readiness edge retries
+    }
+    if (listener->draining) {
+      close(fd);
+      continue;
+    }
+    if (options_.max_connections != 0 && connection_count_ >= options_.max_connections) {
+      listener->stats->cx_overflow.Inc();
+      close(fd);
+      continue;
+    }
+    int one = 1;
+    setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+    auto it = listeners_.find(listener->config->name);
+    std::shared_ptr<ListenerRuntime> ref =
+        it != listeners_.end() && it->second.get() == listener ? it->second : nullptr;
+    if (!ref) {
+      close(fd);
+      continue;
+    }
+    auto* conn = new HttpConnection(this, fd, std::move(ref));
+    connections_.push_front(conn);
+    conn->self_ = connections_.begin();
+    ++connection_count_;
+    loop_->Add(fd, conn);
+  }
+}
+
+void Worker::Impl::Tick() {
+  const auto now = loop_->now();
+  for (auto it = connections_.begin(); it != connections_.end();) {
+    HttpConnection* c = *it++;  // CheckTimeouts may erase c from the list
+    c->CheckTimeouts(now);
+  }
+  FlushLog();
+}
+
+RouteStats* Worker::Impl::StatsForRoute(const router::RouteTable& table,
+                                        const router::Route& route) {
+  auto it = route_stats_.find(&route);
+  if (it != route_stats_.end()) return it->second;
+  std::string name = route.name();
+  if (name.empty()) {
+    const auto& routes = route.virtual_host().routes();
+    name = absl::StrCat(route.virtual_host().name(), "/", &route - routes.data());
+  }
+  RouteStats* stats = stats_->Route(absl::StrCat(table.name(), "/", name));
+  route_stats_[&route] = stats;
+  return stats;
+}
+
+void Worker::Impl::Apply(std::shared_ptr<const WorkerSnapshot> snapshot) {
+  const ProxyConfig& config = *snapshot->config;
+
+  // Clusters first, so a new listener's routes find them.
+  std::unordered_map<std::string, std::shared_ptr<ClusterRuntime>> clusters;
+  for (const auto& [name, cfg] : config.clusters) {
+    auto old = clusters_.find(name);
+    if (old != clusters_.end() && old->second->config == cfg) {
+      clusters[name] = old->second;
+      continue;
+    }
+    auto runtime = std::make_shared<ClusterRuntime>();
+    runtime->config = cfg;
+    runtime->stats = stats_->Cluster(name);
+    // Hosts that stay keep their identity (and with it their in-flight counts and latency
+    // estimate); only new or changed ones are created.
+    std::unordered_map<std::string, upstream::HostPtr> previous;
+    if (old != clusters_.end()) {
+      for (const auto& h : old->second->hosts.all_hosts()) previous[h->hash_key()] = h;
+    }
+    std::vector<upstream::HostPtr> hosts;
+    for (const EndpointConfig& e : cfg->endpoints) {
+      std::string key = absl::StrCat(e.address, ":", e.port);
+      auto p = previous.find(key);
+      if (p != previous.end() && p->second->weight() == e.weight &&
+          p->second->priority() == e.priority && p->second->locality() == e.locality &&
+          p->second->health() == e.health) {
+        hosts.push_back(p->second);
+        continue;
+      }
+      upstream::Host::Options o;
+      o.address = e.address;
+      o.port = e.port;
+      o.weight = e.weight;
+      o.locality = e.locality;
+      o.priority = e.priority;
+      o.health = e.health;
+      o.created_at = RealClock::Get().Now();
+      hosts.push_back(std::make_shared<upstream::Host>(std::move(o)));
+    }
+    for (const auto& h : hosts) {
+      runtime->host_stats[h.get()] = stats_->Host(absl::StrCat(name, "|", h->hash_key()));
+    }
+    runtime->hosts.Update(std::move(hosts), cfg->locality_weights);
+    auto lb = upstream::LoadBalancer::Create(cfg->algorithm, cfg->lb, runtime->hosts,
+                                             &RealClock::Get(), &random_);
+    if (!lb.ok()) {
+      WEFT_LOG(kWarning) << "cluster " << name << ": " << lb.status().message()
+                         << "; using round robin";
+      lb = upstream::LoadBalancer::Create(upstream::LbAlgorithm::kRoundRobin, upstream::LbConfig{},
+                                          runtime->hosts, &RealClock::Get(), &random_);
+    }
+    runtime->lb = std::move(*lb);
+    clusters[name] = std::move(runtime);
+  }
+  clusters_.swap(clusters);
+
+  std::map<std::string, std::shared_ptr<ListenerRuntime>> listeners;
+  for (const auto& [name, cfg] : config.listeners) {
+    auto s = snapshot->sockets.find(name);
+    if (s == snapshot->sockets.end()) continue;  // could not bind: not served
+    auto old = listeners_.find(name);
+    std::shared_ptr<ListenerRuntime> runtime;
+    if (old != listeners_.end() && old->second->sockets == s->second) {
+      runtime = old->second;
+    } else {
+      runtime = std::make_shared<ListenerRuntime>();
+      runtime->worker = this;
+      runtime->sockets = s->second;
+      runtime->fd = s->second->fd(static_cast<size_t>(options_.index));
+      runtime->stats = stats_->Listener(name);
+      loop_->Add(runtime->fd, runtime.get(), EPOLLIN);
+    }
+    runtime->config = cfg;
+    if (cfg->http.inline_routes) {
+      runtime->routes = cfg->http.inline_routes;
+    } else {
+      auto r = config.routes.find(cfg->http.rds_name);
+      runtime->routes = r == config.routes.end() ? nullptr : r->second;
+    }
+    listeners[name] = std::move(runtime);
+  }
+  for (auto& [name, old] : listeners_) {
+    auto it = listeners.find(name);
+    if (it != listeners.end() && it->second == old) continue;
+    // Removed or rebound: stop accepting; open connections finish what they carry and close.
+    loop_->Remove(old->fd);
+    old->draining = true;
+  }
+  listeners_.swap(listeners);
+  route_stats_.clear();  // route objects of replaced tables may be reused addresses
+  snapshot_ = std::move(snapshot);
+  serving_generation_->store(snapshot_->config->generation);
+  // Wake idle keep-alive connections of drained listeners now rather than at their next tick.
+  Tick();
+}
+
+Worker::Worker(WorkerOptions options)
+    : impl_(std::make_unique<Impl>(std::move(options), &serving_generation_)) {}
+
+Worker::~Worker() { Stop(); }
+
+absl::Status Worker::Start() {
+  if (auto s = impl_->Init(); !s.ok()) return s;
+  thread_ = std::thread([this] { impl_->loop_->Run(); });
+  return absl::OkStatus();
+}
+
+void Worker::Stop() {
+  if (!thread_.joinable()) return;
+  impl_->loop_->Stop();
+  thread_.join();
+  impl_.reset();
+}
+
+void Worker::Publish(std::shared_ptr<const WorkerSnapshot> snapshot) {
+  Impl* impl = impl_.get();
+  impl->loop_->Post(
+      [impl, snapshot = std::move(snapshot)]() mutable { impl->Apply(std::move(snapshot)); });
+}
+
+}  // namespace weft::proxy

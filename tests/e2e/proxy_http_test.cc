@@ -1,0 +1,441 @@
+// weft-proxy moving real HTTP: weft-cp serves raw Envoy resources from a config dir, weft-proxy
+// (two workers) applies them, and three weft-test-upstream servers answer with their names.
+// Every case counts what the upstreams actually received, through the proxy's listener.
+#include <netinet/in.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <functional>
+#include <map>
+#include <set>
+#include <thread>
+
+#include "tests/e2e/e2e_util.h"
+#include "tests/support/http_client.h"
+#include "tests/support/process.h"
+#include "tests/support/xds_client.h"
+
+namespace weft::test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+struct Upstream {
+  std::unique_ptr<Subprocess> process;
+  int port = 0;
+};
+
+Upstream StartUpstream(const TempDir& dir, const std::string& name) {
+  Upstream u;
+  std::string ready = dir.Join(name + ".ready");
+  std::string error;
+  u.process =
+      Subprocess::Start({BinDir() + "/weft-test-upstream", "--name", name, "--ready-file", ready},
+                        {}, dir.Join(name + ".log"), &error);
+  INFO(error);
+  REQUIRE(u.process);
+  REQUIRE(WaitFor([&] { return ReadFile(ready).has_value(); }, seconds(10)));
+  auto json = ParseJson(*ReadFile(ready));
+  REQUIRE(json);
+  u.port = static_cast<int>(json->fields().at("port").number_value());
+  return u;
+}
+
+std::string Endpoints(const std::vector<int>& ports) {
+  std::string out;
+  for (int p : ports) {
+    out += "    - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: " +
+           std::to_string(p) + " } } }\n";
+  }
+  return out;
+}
+
+std::string Cluster(const std::string& name, const std::vector<int>& ports,
+                    const std::string& lb = "ROUND_ROBIN") {
+  return "- \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\n"
+         "  name: " +
+         name +
+         "\n"
+         "  type: EDS\n"
+         "  eds_cluster_config: { eds_config: { ads: {} } }\n"
+         "  connect_timeout: 1s\n"
+         "  lb_policy: " +
+         lb +
+         "\n"
+         "- \"@type\": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment\n"
+         "  cluster_name: " +
+         name +
+         "\n"
+         "  endpoints:\n"
+         "  - lb_endpoints:\n" +
+         Endpoints(ports);
+}
+
+constexpr std::string_view kListener =
+    R"(- "@type": type.googleapis.com/envoy.config.listener.v3.Listener
+  name: http
+  address: { socket_address: { address: 127.0.0.1, port_value: 0 } }
+  filter_chains:
+  - filters:
+    - name: envoy.filters.network.http_connection_manager
+      typed_config:
+        "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
+        stat_prefix: http
+        rds: { route_config_name: routes, config_source: { ads: {} } }
+        http_filters:
+        - name: envoy.filters.http.router
+          typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
+)";
+
+// Routes: /split → 80/20 over a and b; x-pick: b → b; /regex/<digits> → c; /direct → a local
+// answer; everything else → round robin over all three.
+std::string Routes(const std::string& split = "80") {
+  int a = std::stoi(split);
+  return R"(- "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
+  name: routes
+  virtual_hosts:
+  - name: all
+    domains: ["*"]
+    routes:
+    - match: { prefix: /split }
+      route:
+        weighted_clusters:
+          clusters: [{ name: a, weight: )" +
+         std::to_string(a) + " }, { name: b, weight: " + std::to_string(100 - a) + R"( }]
+    - match:
+        prefix: /
+        headers: [{ name: x-pick, string_match: { exact: b } }]
+      route: { cluster: b }
+    - match: { safe_regex: { regex: "^/regex/[0-9]+$" } }
+      route: { cluster: c }
+    - match: { prefix: /direct }
+      direct_response: { status: 200, body: { inline_string: "direct\n" } }
+    - match: { prefix: / }
+      route: { cluster: rr }
+      response_headers_to_add: [{ header: { key: x-route, value: rr } }]
+)";
+}
+
+struct Mesh {
+  TempDir dir{"weft-proxy-http"};
+  CpFixture cp;
+  std::map<std::string, Upstream> upstreams;
+  std::unique_ptr<Subprocess> proxy;
+  int admin_port = 0;
+  int port = 0;  // the proxy's "http" listener
+
+  explicit Mesh(int workers = 2) {
+    for (const char* name : {"a", "b", "c"}) upstreams[name] = StartUpstream(dir, name);
+    WriteConfig(Routes(), All());
+    cp.Start();
+    StartProxy(workers);
+  }
+  ~Mesh() {
+    if (CurrentTestFailed() && proxy) {
+      std::fprintf(stderr, "---- weft-proxy log ----\n%s\n", proxy->LogTail().c_str());
+    }
+  }
+  std::vector<int> All() { return {upstreams["a"].port, upstreams["b"].port, upstreams["c"].port}; }
+  void WriteConfig(const std::string& routes, const std::vector<int>& rr) {
+    cp.Write("mesh.yaml", "resources:\n" + std::string(kListener) + routes +
+                              Cluster("a", {upstreams["a"].port}) +
+                              Cluster("b", {upstreams["b"].port}) +
+                              Cluster("c", {upstreams["c"].port}) + Cluster("rr", rr));
+  }
+  void StartProxy(int workers) {
+    std::string bootstrap = dir.Join("bootstrap.yaml");
+    REQUIRE(WriteFileAtomic(bootstrap,
+                            "node: { id: sidecar-1, cluster: web }\n"
+                            "xds:\n  servers: [\"127.0.0.1:" +
+                                std::to_string(cp.xds_port()) +
+                                "\"]\n  initial_backoff: 0.05s\n  max_backoff: 0.2s\n"
+                                "admin: { address: \"127.0.0.1:0\" }\n"
+                                "concurrency: " +
+                                std::to_string(workers) + "\n"));
+    std::string ready = dir.Join("proxy.ready");
+    std::string error;
+    proxy = Subprocess::Start({BinDir() + "/weft-proxy", "--bootstrap", bootstrap, "--ready-file",
+                               ready, "--access-log", dir.Join("access.log")},
+                              {}, dir.Join("proxy.log"), &error);
+    INFO(error);
+    REQUIRE(proxy);
+    REQUIRE(WaitFor([&] { return ReadFile(ready).has_value(); }, seconds(10)));
+    auto json = ParseJson(*ReadFile(ready));
+    REQUIRE(json);
+    admin_port = static_cast<int>(json->fields().at("admin_port").number_value());
+    INFO(proxy->LogTail());
+    REQUIRE(WaitFor([&] { return HttpGet(admin_port, "/ready").status == 200; }, seconds(10)));
+    auto listeners = ParseJson(HttpGet(admin_port, "/listeners").body);
+    REQUIRE(listeners);
+    const auto& list = listeners->fields().at("listeners").list_value();
+    REQUIRE(list.values_size() == 1);
+    port = static_cast<int>(list.values(0).struct_value().fields().at("port").number_value());
+    REQUIRE(port > 0);
+  }
+  // Waits until the proxy routes /probe-<i> requests as `done` says (a config push landed).
+  void WaitRouted(const std::function<bool(HttpClient&)>& done) {
+    HttpClient client(port);
+    INFO(proxy->LogTail());
+    REQUIRE(WaitFor([&] { return done(client); }, seconds(5), milliseconds(20)));
+  }
+  std::string Metric(std::string_view name, const std::map<std::string, std::string>& labels) {
+    auto v = MetricValue(HttpGet(admin_port, "/stats/prometheus").body, name, labels);
+    return v ? std::to_string(static_cast<long long>(*v)) : "absent";
+  }
+};
+
+std::map<std::string, int> Spread(HttpClient& client, int n, const std::string& path,
+                                  int* failures) {
+  std::map<std::string, int> seen;
+  for (int i = 0; i < n; ++i) {
+    ClientResponse r = client.Get(path);
+    if (r.status != 200) {
+      ++*failures;
+      continue;
+    }
+    ++seen[r.Header("x-upstream")];
+  }
+  return seen;
+}
+
+TEST_CASE("proxy_http: round robin spreads 300 requests 100/100/100", "[e2e][proxy]") {
+  Mesh mesh;
+  HttpClient client(mesh.port);
+  int failures = 0;
+  auto seen = Spread(client, 300, "/anything", &failures);
+  CHECK(failures == 0);
+  CHECK(seen["a"] == 100);
+  CHECK(seen["b"] == 100);
+  CHECK(seen["c"] == 100);
+  // The route's response header and the generated request id made it through.
+  ClientResponse r = client.Get("/x");
+  CHECK(r.Header("x-route") == "rr");
+  CHECK(r.Header("x-echo-x-request-id").size() == 36);
+  // The same request id is kept when the client sends one.
+  r = client.Get("/x", {{"x-request-id", "abc-123"}});
+  CHECK(r.Header("x-echo-x-request-id") == "abc-123");
+  // Stats per listener, cluster and host agree with what the upstreams saw.
+  CHECK(mesh.Metric("weft_proxy_cluster_rq_2xx_total", {{"cluster", "rr"}}) == "302");
+  CHECK(mesh.Metric("weft_proxy_host_rq_total_total",
+                    {{"cluster", "rr"},
+                     {"host", "127.0.0.1:" + std::to_string(mesh.upstreams["a"].port)}}) != "0");
+  CHECK(mesh.Metric("weft_proxy_listener_rq_2xx_total", {{"listener", "http"}}) == "302");
+  std::string clusters = HttpGet(mesh.admin_port, "/clusters").body;
+  CHECK(clusters.find("rr::127.0.0.1:" + std::to_string(mesh.upstreams["c"].port) +
+                      "::rq_total::") != std::string::npos);
+  // The access log has one JSON line per request.
+  REQUIRE(WaitFor(
+      [&] {
+        auto log = ReadFile(mesh.dir.Join("access.log"));
+        return log && std::count(log->begin(), log->end(), '\n') >= 302;
+      },
+      seconds(3)));
+  auto log = *ReadFile(mesh.dir.Join("access.log"));
+  CHECK(log.find("\"x_request_id\":\"abc-123\"") != std::string::npos);
+  CHECK(log.find("\"upstream_cluster\":\"rr\"") != std::string::npos);
+}
+
+TEST_CASE("proxy_http: an 80/20 split holds within 3% over 2000 requests", "[e2e][proxy]") {
+  Mesh mesh;
+  HttpClient client(mesh.port);
+  int failures = 0;
+  auto seen = Spread(client, 2000, "/split", &failures);
+  CHECK(failures == 0);
+  INFO("a=" << seen["a"] << " b=" << seen["b"]);
+  CHECK(std::abs(seen["a"] - 1600) <= 60);
+  CHECK(std::abs(seen["b"] - 400) <= 60);
+  CHECK(seen["c"] == 0);
+}
+
+TEST_CASE("proxy_http: header and regex matches pick their clusters", "[e2e][proxy]") {
+  Mesh mesh;
+  HttpClient client(mesh.port);
+  for (int i = 0; i < 10; ++i) {
+    CHECK(client.Get("/any", {{"x-pick", "b"}}).Header("x-upstream") == "b");
+    CHECK(client.Get("/regex/" + std::to_string(i * 17)).Header("x-upstream") == "c");
+  }
+  // Near misses fall through to round robin: all three upstreams answer.
+  std::set<std::string> names;
+  for (int i = 0; i < 6; ++i) {
+    names.insert(client.Get("/regex/12x", {{"x-pick", "B"}}).Header("x-upstream"));
+  }
+  CHECK(names.size() == 3);
+  ClientResponse direct = client.Get("/direct");
+  CHECK(direct.status == 200);
+  CHECK(direct.body == "direct\n");
+}
+
+TEST_CASE("proxy_http: removing an endpoint takes effect within a second, no request fails",
+          "[e2e][proxy]") {
+  Mesh mesh;
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::atomic<int> after_c{0};
+  std::atomic<bool> removed{false};
+  std::atomic<int64_t> removed_at_ms{0};
+  std::atomic<int64_t> last_c_ms{0};
+  auto now_ms = [] {
+    return std::chrono::duration_cast<milliseconds>(
+               std::chrono::steady_clock::now().time_since_epoch())
+        .count();
+  };
+  std::vector<std::thread> clients;
+  for (int t = 0; t < 4; ++t) {
+    clients.emplace_back([&] {
+      HttpClient client(mesh.port);
+      while (!stop) {
+        ClientResponse r = client.Get("/load");
+        if (r.status != 200) {
+          ++failures;
+          continue;
+        }
+        if (r.Header("x-upstream") == "c") {
+          last_c_ms = now_ms();
+          if (removed) ++after_c;
+        }
+      }
+    });
+  }
+  std::this_thread::sleep_for(milliseconds(300));
+  removed_at_ms = now_ms();
+  removed = true;
+  mesh.WriteConfig(Routes(), {mesh.upstreams["a"].port, mesh.upstreams["b"].port});
+  std::this_thread::sleep_for(milliseconds(1500));
+  stop = true;
+  for (auto& t : clients) t.join();
+  CHECK(failures == 0);
+  INFO("c answered " << after_c << " requests after the change, the last "
+                     << (last_c_ms - removed_at_ms) << " ms after it");
+  CHECK(last_c_ms - removed_at_ms < 1000);
+}
+
+TEST_CASE("proxy_http: malformed requests get 400 or 431 and the worker keeps serving",
+          "[e2e][proxy]") {
+  Mesh mesh(1);  // one worker: the same one must survive every bad request
+  struct Case {
+    const char* what;
+    std::string bytes;
+    int status;
+  };
+  std::vector<Case> cases = {
+      {"CL and TE together",
+       "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nTransfer-Encoding: chunked\r\n\r\n"
+       "0\r\n\r\n",
+       400},
+      {"two different Content-Lengths",
+       "POST /x HTTP/1.1\r\nHost: a\r\nContent-Length: 4\r\nContent-Length: 5\r\n\r\nabcd", 400},
+      {"space before colon", "GET /x HTTP/1.1\r\nHost : a\r\n\r\n", 400},
+      {"obs-fold", "GET /x HTTP/1.1\r\nHost: a\r\nX-A: b\r\n  c\r\n\r\n", 400},
+      {"no Host", "GET /x HTTP/1.1\r\n\r\n", 400},
+      {"garbage", "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03\r\n\r\n", 400},
+      {"huge header",
+       "GET /x HTTP/1.1\r\nHost: a\r\nX-Big: " + std::string(70000, 'b') + "\r\n\r\n", 431},
+      {"bad chunk size",
+       "POST /x HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\nabc\r\n0\r\n\r\n",
+       400},
+  };
+  for (const Case& c : cases) {
+    INFO(c.what);
+    HttpClient bad(mesh.port);
+    ClientResponse r = bad.Raw(c.bytes);
+    CHECK(r.status == c.status);
+    CHECK(bad.PeerClosed(seconds(2)));
+    HttpClient good(mesh.port);
+    CHECK(good.Get("/after").status == 200);
+  }
+  CHECK(mesh.Metric("weft_proxy_listener_http_parse_error_total", {{"listener", "http"}}) == "8");
+}
+
+TEST_CASE("proxy_http: keep-alive, pipelining, chunked and streamed bodies, 100-continue",
+          "[e2e][proxy]") {
+  Mesh mesh(1);
+  HttpClient client(mesh.port);
+  // Two pipelined requests in one write come back in order.
+  REQUIRE(client.Send("GET /one HTTP/1.1\r\nHost: t\r\n\r\nGET /two HTTP/1.1\r\nHost: t\r\n\r\n"));
+  ClientResponse one = client.Read();
+  ClientResponse two = client.Read();
+  CHECK(one.Header("x-seen-path") == "/one");
+  CHECK(two.Header("x-seen-path") == "/two");
+  // A chunked request body streams through and is echoed.
+  ClientResponse echo = client.Request("POST", "/echo", {{"Transfer-Encoding", "chunked"}},
+                                       "5\r\nhello\r\n6\r\n world\r\n0\r\n\r\n");
+  CHECK(echo.status == 200);
+  CHECK(echo.body == "hello world");
+  // A large body (8 MB) both ways without the proxy holding it whole.
+  std::string big(8 << 20, 'x');
+  for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>('a' + (i / 4096) % 26);
+  ClientResponse large = client.Request("POST", "/echo", {}, big);
+  CHECK(large.status == 200);
+  CHECK(large.body.size() == big.size());
+  CHECK(large.body == big);
+  // Chunked responses come back chunked and whole.
+  ClientResponse chunked = client.Get("/chunked");
+  CHECK(chunked.status == 200);
+  CHECK(chunked.Header("transfer-encoding") == "chunked");
+  CHECK_FALSE(chunked.body.empty());
+  // Expect: 100-continue gets its interim response before the body is sent.
+  REQUIRE(
+      client.Send("POST /echo HTTP/1.1\r\nHost: t\r\nContent-Length: 3\r\n"
+                  "Expect: 100-continue\r\n\r\n"));
+  std::this_thread::sleep_for(milliseconds(100));
+  REQUIRE(client.Send("abc"));
+  ClientResponse cont = client.Read("POST");
+  CHECK(cont.status == 200);
+  CHECK(cont.body == "abc");
+  // The upstream's status codes pass through; HTTP/1.0 without keep-alive closes.
+  CHECK(client.Get("/status/418").status == 418);
+  HttpClient old(mesh.port);
+  ClientResponse r10 = old.Raw("GET /x HTTP/1.0\r\nHost: t\r\n\r\n");
+  CHECK(r10.status == 200);
+  CHECK(old.PeerClosed(seconds(2)));
+}
+
+TEST_CASE("proxy_http: a NACKed update leaves the last good config serving", "[e2e][proxy]") {
+  Mesh mesh;
+  // Hold a port without SO_REUSEPORT so the proxy cannot bind it.
+  int blocker = socket(AF_INET, SOCK_STREAM, 0);
+  REQUIRE(blocker >= 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  REQUIRE(bind(blocker, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(listen(blocker, 1) == 0);
+  socklen_t len = sizeof addr;
+  getsockname(blocker, reinterpret_cast<sockaddr*>(&addr), &len);
+  int taken = ntohs(addr.sin_port);
+
+  std::string bad_listener(kListener);
+  bad_listener.replace(bad_listener.find("name: http"), 10, "name: second");
+  bad_listener.replace(bad_listener.find("port_value: 0"), 13,
+                       "port_value: " + std::to_string(taken));
+  mesh.cp.Write("second.yaml", "resources:\n" + bad_listener);
+  // weft-cp shows the NACK with the field path and the reason.
+  REQUIRE(WaitFor(
+      [&] {
+        std::string proxies = mesh.cp.Get("/debug/proxies");
+        return proxies.find("listener \\\"second\\\": address: bind 127.0.0.1:" +
+                            std::to_string(taken)) != std::string::npos;
+      },
+      seconds(5)));
+  // The old listener still serves, with its old routes.
+  HttpClient client(mesh.port);
+  CHECK(client.Get("/x", {{"x-pick", "b"}}).Header("x-upstream") == "b");
+  // Once the port is free, a changed version of the listener is accepted and serves.
+  close(blocker);
+  bad_listener.replace(bad_listener.find("stat_prefix: http"), 17, "stat_prefix: two");
+  mesh.cp.Write("second.yaml", "resources:\n" + bad_listener);
+  REQUIRE(WaitFor(
+      [&] {
+        return HttpGet(mesh.admin_port, "/listeners").body.find("\"second\"") != std::string::npos;
+      },
+      seconds(5)));
+  HttpClient second(taken);
+  CHECK(second.Get("/x", {{"x-pick", "b"}}).Header("x-upstream") == "b");
+}
+
+}  // namespace
+}  // namespace weft::test
