@@ -167,6 +167,7 @@ int main(int argc, char** argv) {
   if (workers == 0) workers = std::max<long>(1, sysconf(_SC_NPROCESSORS_ONLN));
   server_options.concurrency = static_cast<int>(workers);
   server_options.access_log_path = !access_log.empty() ? access_log : bootstrap.access_log_path();
+  server_options.bind_address = bootstrap.bind_address();
   server_options.max_connections =
       static_cast<size_t>(max_connections >= 0 ? max_connections : bootstrap.max_connections());
   *server_options.static_resources.mutable_listeners() = bootstrap.static_resources().listeners();

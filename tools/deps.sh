@@ -7,7 +7,7 @@ PKGS=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler libabsl-dev
   libssl-dev catch2 libyaml-cpp-dev libboost-dev libboost-system-dev libnghttp2-dev libre2-dev
   libsqlite3-dev libbenchmark-dev clang-format
-  python3-grpcio python3-protobuf prometheus
+  python3-grpcio python3-protobuf prometheus wrk
 )
 missing=()
 for p in "${PKGS[@]}"; do

@@ -24,7 +24,10 @@ if [ "${WEFT_SKIP_SANITIZERS:-0}" != 1 ]; then
   echo "== build (TSan)"
   tools/build.sh build-tsan -DWEFT_TSAN=ON -DCMAKE_BUILD_TYPE=Debug
   echo "== ctest (TSan: threaded parts)"
-  TSAN_OPTIONS=halt_on_error=1:second_deadlock_stack=1 \
+  # The proxy e2e tests run a TSan-built weft-proxy against the normal build's weft-cp (see
+  # tests/support/process.cc); tools/tsan.supp covers Debian's uninstrumented libraries only.
+  TSAN_OPTIONS="halt_on_error=1:second_deadlock_stack=1:suppressions=$PWD/tools/tsan.supp" \
+    WEFT_CP_BIN="$PWD/build/bin/weft-cp" \
     ctest --test-dir build-tsan --output-on-failure -j "$jobs" -L tsan
 fi
 echo "== all tests passed in $(( $(date +%s) - start ))s"

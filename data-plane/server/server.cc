@@ -92,7 +92,9 @@ absl::Status ProxyServer::Publish(const ConfigState::ResourceMap& listeners,
         continue;
       }
     }
-    auto fds = net::ListenReusePort(listener->address, static_cast<int>(workers_.size()));
+    net::SocketAddress address = listener->address;
+    if (!options_.bind_address.empty()) address.host = options_.bind_address;
+    auto fds = net::ListenReusePort(address, static_cast<int>(workers_.size()));
     if (!fds.ok()) {
       std::string why(fds.status().message());
       bind_errors[name] = why;
@@ -133,8 +135,9 @@ std::string ProxyServer::ListenersJson() const {
     for (const auto& [name, l] : current_->config->listeners) {
       auto s = current_->sockets.find(name);
       auto e = bind_errors_.find(name);
-      absl::StrAppend(&out, first ? "" : ",", "{\"name\":", JsonString(name),
-                      ",\"address\":", JsonString(l->address.host),
+      absl::StrAppend(&out, first ? "" : ",", "{\"name\":", JsonString(name), ",\"address\":",
+                      JsonString(options_.bind_address.empty() ? l->address.host
+                                                               : options_.bind_address),
                       ",\"configured_port\":", l->address.port,
                       ",\"port\":", s != current_->sockets.end() ? s->second->port() : 0,
                       ",\"route_config\":", JsonString(l->http.rds_name),

@@ -20,6 +20,7 @@ struct ServerOptions {
   int concurrency = 1;
   std::string access_log_path;  // "" off, "-" stdout
   size_t max_connections = 0;   // whole process; 0 unlimited
+  std::string bind_address;     // replaces every listener's host when set (bootstrap field)
   bootstrap::v1::StaticResources static_resources;
 };
 

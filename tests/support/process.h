@@ -77,6 +77,11 @@ std::optional<std::string> ReadFile(const std::string& path);
 // that filters by extension does not treat it as config.
 bool WriteFileAtomic(const std::string& path, std::string_view contents);
 
+// The non-negative integer after "key": in `json` (the first occurrence), e.g. a port from a
+// ready file. Deliberately not protobuf's JSON parser: the TSan-labelled e2e tests use it, and
+// protobuf maps in Debian's uninstrumented libprotobuf crash under TSan.
+std::optional<int> JsonIntField(std::string_view json, std::string_view key);
+
 // A running weft-cp with the ports it reported in its ready file.
 struct WeftCp {
   std::unique_ptr<TempDir> work;  // ready file and log live here
