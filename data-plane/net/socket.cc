@@ -158,34 +158,39 @@ void Buffer::Consume(size_t n) {
   if (begin_ >= end_) begin_ = end_ = 0;
 }
 
-void Buffer::Append(std::string_view bytes) {
-  if (data_.size() - end_ < bytes.size()) {
-    if (begin_ > 0 && data_.size() - (end_ - begin_) >= bytes.size()) {
-      std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
-    } else {
-      data_.resize(std::max(data_.size() * 2, end_ + bytes.size()));
-    }
+void Buffer::Reserve(size_t capacity) {
+  const size_t live = end_ - begin_;
+  if (capacity <= capacity_) {
+    // Enough room overall: slide the live bytes down.
+    std::memmove(data_.get(), data_.get() + begin_, live);
+  } else {
+    std::unique_ptr<char[]> bigger(new char[capacity]);
+    if (live > 0) std::memcpy(bigger.get(), data_.get() + begin_, live);
+    data_ = std::move(bigger);
+    capacity_ = capacity;
   }
-  std::memcpy(data_.data() + end_, bytes.data(), bytes.size());
+  begin_ = 0;
+  end_ = live;
+}
+
+void Buffer::Append(std::string_view bytes) {
+  if (capacity_ - end_ < bytes.size()) {
+    const size_t need = end_ - begin_ + bytes.size();
+    Reserve(need <= capacity_ ? capacity_ : std::max({capacity_ * 2, need, size_t{4096}}));
+  }
+  std::memcpy(data_.get() + end_, bytes.data(), bytes.size());
   end_ += bytes.size();
 }
 
 long Buffer::ReadFrom(int fd, size_t max_read) {
-  if (begin_ > 0 && begin_ == end_) begin_ = end_ = 0;
-  if (data_.size() - end_ < max_read) {
-    if (begin_ > 0 && begin_ >= data_.size() / 2) {
-      // Most of the buffer is consumed: slide the tail down instead of growing.
-      std::memmove(data_.data(), data_.data() + begin_, end_ - begin_);
-      end_ -= begin_;
-      begin_ = 0;
-    }
-    if (data_.size() - end_ < max_read) data_.resize(end_ + max_read);
+  if (begin_ == end_) begin_ = end_ = 0;
+  if (capacity_ - end_ < max_read) {
+    const size_t need = end_ - begin_ + max_read;
+    Reserve(need <= capacity_ ? capacity_ : std::max(capacity_ * 2, need));
   }
   ssize_t n;
   do {
-    n = read(fd, data_.data() + end_, max_read);
+    n = read(fd, data_.get() + end_, max_read);
   } while (n < 0 && errno == EINTR);
   if (n > 0) end_ += static_cast<size_t>(n);
   return n;
@@ -193,7 +198,7 @@ long Buffer::ReadFrom(int fd, size_t max_read) {
 
 bool Buffer::WriteTo(int fd) {
   while (begin_ < end_) {
-    ssize_t n = send(fd, data_.data() + begin_, end_ - begin_, MSG_NOSIGNAL);
+    ssize_t n = send(fd, data_.get() + begin_, end_ - begin_, MSG_NOSIGNAL);
     if (n < 0) {
       if (errno == EINTR) continue;
       return errno == EAGAIN || errno == EWOULDBLOCK;
@@ -205,8 +210,9 @@ bool Buffer::WriteTo(int fd) {
 }
 
 void Buffer::ShrinkIfIdle() {
-  if (empty() && data_.capacity() > 256 * 1024) {
-    std::vector<char>().swap(data_);
+  if (empty() && capacity_ > 256 * 1024) {
+    data_.reset();
+    capacity_ = 0;
     begin_ = end_ = 0;
   }
 }

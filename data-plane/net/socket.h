@@ -4,6 +4,7 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -42,22 +43,30 @@ std::string PeerAddress(int fd);
 // Consume/Read.
 class Buffer {
  public:
-  std::string_view readable() const { return {data_.data() + begin_, end_ - begin_}; }
+  std::string_view readable() const { return {data_.get() + begin_, end_ - begin_}; }
   size_t size() const { return end_ - begin_; }
   bool empty() const { return begin_ == end_; }
   void Consume(size_t n);
   void Clear() { begin_ = end_ = 0; }
   void Append(std::string_view bytes);
-  // Reads what the socket has, up to `max_read` bytes; returns the bytes read, 0 on EOF, -1 with
-  // errno EAGAIN when nothing is available, -1 with another errno on error.
-  long ReadFrom(int fd, size_t max_read = 64 * 1024);
+  // One read(2) of up to `max_read` bytes; returns the bytes read, 0 on EOF, -1 with errno
+  // EAGAIN when nothing is available, -1 with another errno on error. A result below
+  // `max_read` means the socket had no more at that moment: with edge-triggered epoll the next
+  // arrival raises a new event, so callers skip the read that would only say EAGAIN.
+  long ReadFrom(int fd, size_t max_read = kReadSize);
+  static constexpr size_t kReadSize = 64 * 1024;
   // Writes as much as the socket takes; returns false on a fatal error (EAGAIN is not fatal).
   bool WriteTo(int fd);
   // Gives memory back after a burst (a connection that once carried a large head).
   void ShrinkIfIdle();
 
  private:
-  std::vector<char> data_;
+  // Grows to `capacity` keeping the live bytes at the front.
+  void Reserve(size_t capacity);
+
+  // Not a vector: growing must not zero-fill, so untouched pages stay out of the RSS.
+  std::unique_ptr<char[]> data_;
+  size_t capacity_ = 0;
   size_t begin_ = 0;
   size_t end_ = 0;
 };
