@@ -138,7 +138,4 @@ bool IsHopByHop(std::string_view name);
 // Case-insensitive ASCII comparison for header names and tokens.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);
 
-// The standard reason phrase for `status` ("OK", "Bad Request", ...), or "Unknown".
-std::string_view ReasonPhrase(int status);
-
 }  // namespace weft::http1

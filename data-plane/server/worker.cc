@@ -16,6 +16,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
+#include "common/http/reason_phrase.h"
 #include "common/json.h"
 #include "common/log.h"
 #include "common/proto_util.h"
@@ -883,7 +884,7 @@ void HttpConnection::ProcessResponse() {
     if (rq.response_ops != nullptr) router::ApplyHeaderOps(*rq.response_ops, &response_headers);
     scratch_.clear();
     absl::StrAppend(&scratch_, "HTTP/1.", rq.version_minor, " ", head.status, " ",
-                    Sv(head.reason.empty() ? http1::ReasonPhrase(head.status) : head.reason),
+                    Sv(head.reason.empty() ? http::ReasonPhrase(head.status) : head.reason),
                     "\r\n");
     response_headers.AppendTo(&scratch_);
     if (head.body == http1::BodyKind::kContentLength) {
@@ -1002,7 +1003,7 @@ void HttpConnection::SendLocal(int status, std::string_view body, std::string_vi
   rq.response_started = true;
   scratch_.clear();
   absl::StrAppend(&scratch_, "HTTP/1.", rq.version_minor, " ", status, " ",
-                  Sv(http1::ReasonPhrase(status)), "\r\n", Sv(extra_headers));
+                  Sv(http::ReasonPhrase(status)), "\r\n", Sv(extra_headers));
   if (status != 204 && status != 304) {
     absl::StrAppend(&scratch_, "content-length: ", body.size(), "\r\n");
     if (!body.empty()) scratch_ += "content-type: text/plain\r\n";

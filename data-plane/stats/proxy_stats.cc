@@ -116,47 +116,44 @@ Field<T> GaugeField(std::string_view name, LocalGauge T::*member) {
 template <typename T>
 std::vector<Field<T>> Fields();
 
+// A block's own fields followed by those of its HttpStats member `http`.
+template <typename T>
+std::vector<Field<T>> WithHttp(std::vector<Field<T>> own) {
+  for (auto& h : HttpFields<T>([](const T& t) -> const HttpStats& { return t.http; })) {
+    own.push_back(std::move(h));
+  }
+  return own;
+}
+
 template <>
 std::vector<Field<ListenerStats>> Fields() {
   using L = ListenerStats;
-  std::vector<Field<L>> f = {CounterField("downstream_cx_total", &L::cx_total),
-                             GaugeField("downstream_cx_active", &L::cx_active),
-                             CounterField("downstream_cx_overflow", &L::cx_overflow),
-                             CounterField("downstream_cx_idle_timeout", &L::cx_idle_timeout),
-                             CounterField("downstream_rq_rx_reset", &L::downstream_rq_rx_reset),
-                             CounterField("http_parse_error", &L::http_parse_error)};
-  for (auto& h : HttpFields<L>([](const L& l) -> const HttpStats& { return l.http; })) {
-    f.push_back(std::move(h));
-  }
-  return f;
+  return WithHttp<L>({CounterField("downstream_cx_total", &L::cx_total),
+                      GaugeField("downstream_cx_active", &L::cx_active),
+                      CounterField("downstream_cx_overflow", &L::cx_overflow),
+                      CounterField("downstream_cx_idle_timeout", &L::cx_idle_timeout),
+                      CounterField("downstream_rq_rx_reset", &L::downstream_rq_rx_reset),
+                      CounterField("http_parse_error", &L::http_parse_error)});
 }
 template <>
 std::vector<Field<RouteStats>> Fields() {
-  return HttpFields<RouteStats>([](const RouteStats& r) -> const HttpStats& { return r.http; });
+  return WithHttp<RouteStats>({});
 }
 template <>
 std::vector<Field<ClusterStats>> Fields() {
   using C = ClusterStats;
-  std::vector<Field<C>> f = {CounterField("upstream_cx_total", &C::cx_total),
-                             GaugeField("upstream_cx_active", &C::cx_active),
-                             CounterField("upstream_cx_connect_fail", &C::cx_connect_fail),
-                             CounterField("upstream_cx_reused", &C::cx_reused),
-                             CounterField("upstream_no_healthy_host", &C::no_healthy_host),
-                             CounterField("upstream_rq_retry", &C::rq_retry),
-                             CounterField("upstream_rq_reset", &C::rq_reset)};
-  for (auto& h : HttpFields<C>([](const C& c) -> const HttpStats& { return c.http; })) {
-    f.push_back(std::move(h));
-  }
-  return f;
+  return WithHttp<C>({CounterField("upstream_cx_total", &C::cx_total),
+                      GaugeField("upstream_cx_active", &C::cx_active),
+                      CounterField("upstream_cx_connect_fail", &C::cx_connect_fail),
+                      CounterField("upstream_cx_reused", &C::cx_reused),
+                      CounterField("upstream_no_healthy_host", &C::no_healthy_host),
+                      CounterField("upstream_rq_retry", &C::rq_retry),
+                      CounterField("upstream_rq_reset", &C::rq_reset)});
 }
 template <>
 std::vector<Field<HostStats>> Fields() {
   using H = HostStats;
-  std::vector<Field<H>> f = {CounterField("cx_connect_fail", &H::cx_connect_fail)};
-  for (auto& h : HttpFields<H>([](const H& x) -> const HttpStats& { return x.http; })) {
-    f.push_back(std::move(h));
-  }
-  return f;
+  return WithHttp<H>({CounterField("cx_connect_fail", &H::cx_connect_fail)});
 }
 
 const HttpStats& HttpOf(const ListenerStats& s) { return s.http; }

@@ -52,6 +52,8 @@
 #include <utility>
 #include <vector>
 
+#include "common/http/reason_phrase.h"
+
 namespace weft::test {
 namespace {
 
@@ -129,55 +131,6 @@ std::optional<uint64_t> ParseHex(std::string_view s) {
   auto [end, ec] = std::from_chars(s.data(), s.data() + s.size(), v, 16);
   if (ec != std::errc() || end != s.data() + s.size()) return std::nullopt;
   return v;
-}
-
-std::string_view Reason(int status) {
-  switch (status) {
-    case 200:
-      return "OK";
-    case 201:
-      return "Created";
-    case 202:
-      return "Accepted";
-    case 204:
-      return "No Content";
-    case 206:
-      return "Partial Content";
-    case 301:
-      return "Moved Permanently";
-    case 302:
-      return "Found";
-    case 304:
-      return "Not Modified";
-    case 400:
-      return "Bad Request";
-    case 401:
-      return "Unauthorized";
-    case 403:
-      return "Forbidden";
-    case 404:
-      return "Not Found";
-    case 408:
-      return "Request Timeout";
-    case 413:
-      return "Content Too Large";
-    case 429:
-      return "Too Many Requests";
-    case 431:
-      return "Request Header Fields Too Large";
-    case 500:
-      return "Internal Server Error";
-    case 501:
-      return "Not Implemented";
-    case 502:
-      return "Bad Gateway";
-    case 503:
-      return "Service Unavailable";
-    case 504:
-      return "Gateway Timeout";
-    default:
-      return "Status";
-  }
 }
 
 // State shared by every connection thread.
@@ -540,7 +493,8 @@ class Connection {
 
   // Status line and the headers every response carries; the caller adds framing and the end.
   std::string Head(const Request& req, int status, bool keep_alive) const {
-    std::string h = "HTTP/1.1 " + std::to_string(status) + " " + std::string(Reason(status)) +
+    std::string h = "HTTP/1.1 " + std::to_string(status) + " " +
+                    std::string(weft::http::ReasonPhrase(status)) +
                     "\r\nx-upstream: " + server_->name() + "\r\nx-seen-path: " + req.target +
                     "\r\nx-seen-host: " + req.host + "\r\n";
     for (const auto& [name, value] : req.headers) {
@@ -674,7 +628,8 @@ class Connection {
 
   void SendError(const Fail& fail) {
     std::string body = fail.message + "\n";
-    SendAll("HTTP/1.1 " + std::to_string(fail.status) + " " + std::string(Reason(fail.status)) +
+    SendAll("HTTP/1.1 " + std::to_string(fail.status) + " " +
+            std::string(weft::http::ReasonPhrase(fail.status)) +
             "\r\nx-upstream: " + server_->name() +
             "\r\ncontent-type: text/plain\r\nconnection: close\r\ncontent-length: " +
             std::to_string(body.size()) + "\r\n\r\n" + body);

@@ -6,6 +6,8 @@
 
 #include "data-plane/http1/http1.h"
 
+#include "common/http/reason_phrase.h"
+
 namespace weft::http1 {
 namespace {
 
@@ -849,6 +851,7 @@ TEST_CASE("EqualsIgnoreCase folds ASCII letters only") {
 }
 
 TEST_CASE("ReasonPhrase") {
+  using weft::http::ReasonPhrase;
   CHECK(ReasonPhrase(100) == "Continue");
   CHECK(ReasonPhrase(200) == "OK");
   CHECK(ReasonPhrase(206) == "Partial Content");
