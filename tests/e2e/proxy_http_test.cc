@@ -95,7 +95,7 @@ constexpr std::string_view kListener =
 )";
 
 // Routes: /split → 80/20 over a and b; x-pick: b → b; /regex/<digits> → c; /direct → a local
-// answer; everything else → round robin over all three.
+// answer; /delay/<ms> → a with a 300 ms timeout; everything else → round robin over all three.
 std::string Routes(const std::string& split = "80") {
   int a = std::stoi(split);
   return R"(- "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
@@ -117,6 +117,8 @@ std::string Routes(const std::string& split = "80") {
       route: { cluster: c }
     - match: { prefix: /direct }
       direct_response: { status: 200, body: { inline_string: "direct\n" } }
+    - match: { prefix: /delay/ }
+      route: { cluster: a, timeout: 0.3s }
     - match: { prefix: / }
       route: { cluster: rr }
       response_headers_to_add: [{ header: { key: x-route, value: rr } }]
@@ -392,6 +394,48 @@ TEST_CASE("proxy_http: keep-alive, pipelining, chunked and streamed bodies, 100-
   ClientResponse r10 = old.Raw("GET /x HTTP/1.0\r\nHost: t\r\n\r\n");
   CHECK(r10.status == 200);
   CHECK(old.PeerClosed(seconds(2)));
+}
+
+TEST_CASE("proxy_http: the route timeout answers 504 and the connection stays usable",
+          "[e2e][proxy]") {
+  Mesh mesh(1);
+  HttpClient client(mesh.port);
+  CHECK(client.Get("/delay/50").status == 200);
+  auto start = std::chrono::steady_clock::now();
+  ClientResponse slow = client.Get("/delay/3000");
+  auto took = std::chrono::steady_clock::now() - start;
+  CHECK(slow.status == 504);
+  CHECK(took >= milliseconds(250));
+  CHECK(took < milliseconds(1500));
+  CHECK(mesh.Metric("weft_proxy_cluster_rq_timeout_total", {{"cluster", "a"}}) == "1");
+  // The proxy closed the timed-out exchange; a new request on a new connection is fine.
+  HttpClient again(mesh.port);
+  CHECK(again.Get("/any", {{"x-pick", "b"}}).status == 200);
+}
+
+TEST_CASE("proxy_http: a removed listener drains: in-flight requests finish, new ones are refused",
+          "[e2e][proxy]") {
+  Mesh mesh(1);
+  HttpClient client(mesh.port);
+  REQUIRE(client.Get("/x").status == 200);
+  // A request in flight (the upstream answers after 200 ms) while the listener goes away.
+  REQUIRE(client.Send("GET /delay/200 HTTP/1.1\r\nHost: t\r\n\r\n"));
+  std::this_thread::sleep_for(milliseconds(20));
+  mesh.cp.Write("mesh.yaml", "resources:\n" + Routes() + Cluster("a", {mesh.upstreams["a"].port}) +
+                                 Cluster("b", {mesh.upstreams["b"].port}) +
+                                 Cluster("c", {mesh.upstreams["c"].port}) +
+                                 Cluster("rr", mesh.All()));
+  ClientResponse inflight = client.Read();
+  CHECK(inflight.status == 200);
+  CHECK(inflight.Header("connection") == "close");  // drained: no further requests on it
+  CHECK(client.PeerClosed(seconds(2)));
+  REQUIRE(WaitFor(
+      [&] {
+        return HttpGet(mesh.admin_port, "/listeners").body.find("\"http\"") == std::string::npos;
+      },
+      seconds(5)));
+  HttpClient fresh(mesh.port);
+  CHECK(fresh.Get("/x").status == 0);  // nothing listens there any more
 }
 
 TEST_CASE("proxy_http: a NACKed update leaves the last good config serving", "[e2e][proxy]") {
