@@ -610,7 +610,7 @@ void HttpConnection::StartRequest() {
   auto hs = cluster->host_stats.find(host);
   rq.host_stats = hs == cluster->host_stats.end() ? nullptr : hs->second;
   cluster->stats->http.rq_active.Add(1);
-  if (rq.host_stats) rq.host_stats->rq_active.Add(1);
+  if (rq.host_stats) rq.host_stats->http.rq_active.Add(1);
   if (rq.route_stats) rq.route_stats->http.rq_active.Add(1);
   cluster->lb->OnRequestStart(*host);
 
@@ -723,10 +723,10 @@ void HttpConnection::ConnectFailed(const char* why) {
       for (const auto& h : rq.cluster->hosts.all_hosts()) {
         if (h.get() == host) rq.host = h;
       }
-      if (rq.host_stats) rq.host_stats->rq_active.Add(-1);
+      if (rq.host_stats) rq.host_stats->http.rq_active.Add(-1);
       auto hs = rq.cluster->host_stats.find(host);
       rq.host_stats = hs == rq.cluster->host_stats.end() ? nullptr : hs->second;
-      if (rq.host_stats) rq.host_stats->rq_active.Add(1);
+      if (rq.host_stats) rq.host_stats->http.rq_active.Add(1);
       rq.cluster->lb->OnRequestStart(*host);
       if (Dispatch()) WriteUpstream();
       return;
@@ -1031,7 +1031,7 @@ void HttpConnection::FinishRequest() {
     rq.cluster->stats->http.rq_active.Add(-1);
     rq.cluster->stats->http.Completed(rq.status, elapsed);
     if (rq.host_stats) {
-      rq.host_stats->rq_active.Add(-1);
+      rq.host_stats->http.rq_active.Add(-1);
       rq.host_stats->http.Completed(rq.status, elapsed);
     }
     rq.cluster->lb->OnRequestEnd(*rq.host, elapsed);
@@ -1112,7 +1112,7 @@ void HttpConnection::Close() {
     if (rq.route_stats && rq.host) rq.route_stats->http.rq_active.Add(-1);
     if (rq.host) {
       rq.cluster->stats->http.rq_active.Add(-1);
-      if (rq.host_stats) rq.host_stats->rq_active.Add(-1);
+      if (rq.host_stats) rq.host_stats->http.rq_active.Add(-1);
       rq.cluster->lb->OnRequestEnd(*rq.host, std::chrono::nanoseconds(0));
     }
     rq_.reset();

@@ -310,7 +310,7 @@ StatsStore::HostSummary StatsStore::HostTotals(const std::string& key) {
     if (it == w->hosts_.end()) continue;
     s.rq_total += it->second->http.rq_total.Value();
     s.rq_error += it->second->http.rq_5xx.Value();
-    s.rq_active += it->second->rq_active.Value();
+    s.rq_active += it->second->http.rq_active.Value();
     s.cx_connect_fail += it->second->cx_connect_fail.Value();
   }
   return s;

@@ -108,7 +108,6 @@ struct ClusterStats {
 
 struct HostStats {
   LocalCounter cx_connect_fail;
-  LocalGauge rq_active;
   HttpStats http;
 };
 
