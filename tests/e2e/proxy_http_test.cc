@@ -95,7 +95,8 @@ constexpr std::string_view kListener =
 )";
 
 // Routes: /split → 80/20 over a and b; x-pick: b → b; /regex/<digits> → c; /direct → a local
-// answer; /delay/<ms> → a with a 300 ms timeout; everything else → round robin over all three.
+// answer; /delay/<ms> → a with a 300 ms timeout; /old/ → a, rewritten; /go?to=elsewhere → a
+// redirect; everything else → round robin over all three.
 std::string Routes(const std::string& split = "80") {
   int a = std::stoi(split);
   return R"(- "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
@@ -119,6 +120,12 @@ std::string Routes(const std::string& split = "80") {
       direct_response: { status: 200, body: { inline_string: "direct\n" } }
     - match: { prefix: /delay/ }
       route: { cluster: a, timeout: 0.3s }
+    - match: { prefix: /old/ }
+      route: { cluster: a, prefix_rewrite: /new/, host_rewrite_literal: rewritten.example }
+      request_headers_to_add: [{ header: { key: x-added, value: "yes" } }]
+      request_headers_to_remove: [x-secret]
+    - match: { prefix: /go, query_parameters: [{ name: to, string_match: { exact: elsewhere } }] }
+      redirect: { host_redirect: elsewhere.example, path_redirect: /landed, response_code: FOUND }
     - match: { prefix: / }
       route: { cluster: rr }
       response_headers_to_add: [{ header: { key: x-route, value: rr } }]
@@ -269,6 +276,19 @@ TEST_CASE("proxy_http: header and regex matches pick their clusters", "[e2e][pro
   ClientResponse direct = client.Get("/direct");
   CHECK(direct.status == 200);
   CHECK(direct.body == "direct\n");
+  // Prefix and host rewrite, request headers added and removed on the way.
+  ClientResponse rewritten = client.Get("/old/thing?q=1", {{"x-secret", "s3"}, {"x-kept", "k"}});
+  CHECK(rewritten.Header("x-upstream") == "a");
+  CHECK(rewritten.Header("x-seen-path") == "/new/thing?q=1");
+  CHECK(rewritten.Header("x-seen-host") == "rewritten.example");
+  CHECK(rewritten.Header("x-echo-x-added") == "yes");
+  CHECK(rewritten.Header("x-echo-x-kept") == "k");
+  CHECK(rewritten.Header("x-echo-x-secret").empty());
+  // A query-parameter match answered with a redirect by the proxy itself.
+  ClientResponse redirect = client.Get("/go?to=elsewhere");
+  CHECK(redirect.status == 302);
+  CHECK(redirect.Header("location") == "http://elsewhere.example/landed");
+  CHECK(client.Get("/go?to=nowhere").Header("x-route") == "rr");
 }
 
 TEST_CASE("proxy_http: removing an endpoint takes effect within a second, no request fails",
