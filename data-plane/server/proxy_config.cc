@@ -48,9 +48,14 @@ upstream::HealthStatus Health(ec::core::v3::HealthStatus status) {
 
 void AddEndpoints(const ec::endpoint::v3::ClusterLoadAssignment& cla, ClusterConfig* out) {
   bool any_locality_weight = false;
+  size_t count = 0;
+  for (const auto& locality : cla.endpoints()) count += locality.lb_endpoints_size();
+  out->endpoints.reserve(count);
   for (const auto& locality : cla.endpoints()) {
     upstream::Locality where{locality.locality().region(), locality.locality().zone(),
                              locality.locality().sub_zone()};
+    const auto index = static_cast<uint32_t>(out->localities.size());
+    out->localities.push_back(std::make_shared<const upstream::Locality>(where));
     if (locality.has_load_balancing_weight()) {
       any_locality_weight = true;
       out->locality_weights.push_back({where, locality.load_balancing_weight().value()});
@@ -63,7 +68,7 @@ void AddEndpoints(const ec::endpoint::v3::ClusterLoadAssignment& cla, ClusterCon
       e.weight = lb_endpoint.has_load_balancing_weight()
                      ? std::max<uint32_t>(1, lb_endpoint.load_balancing_weight().value())
                      : 1;
-      e.locality = where;
+      e.locality = index;
       e.priority = locality.priority();
       e.health = Health(lb_endpoint.health_status());
       out->endpoints.push_back(std::move(e));

@@ -44,8 +44,8 @@ struct EndpointConfig {
   std::string address;
   uint16_t port = 0;
   uint32_t weight = 1;
-  upstream::Locality locality;
   uint32_t priority = 0;
+  uint32_t locality = 0;  // index into ClusterConfig::localities
   upstream::HealthStatus health = upstream::HealthStatus::kHealthy;
 };
 
@@ -57,6 +57,8 @@ struct ClusterConfig {
   std::chrono::milliseconds upstream_idle_timeout{std::chrono::hours(1)};
   uint32_t max_requests_per_connection = 0;
   std::vector<EndpointConfig> endpoints;
+  // One entry per locality group of the assignment, shared by its hosts on every worker.
+  std::vector<std::shared_ptr<const upstream::Locality>> localities;
   std::vector<upstream::LocalityWeight> locality_weights;
   uint64_t version = 0;  // cluster and endpoints together: equal versions mean nothing changed
 };

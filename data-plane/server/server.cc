@@ -135,13 +135,13 @@ std::string ProxyServer::ListenersJson() const {
     for (const auto& [name, l] : current_->config->listeners) {
       auto s = current_->sockets.find(name);
       auto e = bind_errors_.find(name);
-      absl::StrAppend(&out, first ? "" : ",", "{\"name\":", JsonString(name), ",\"address\":",
-                      JsonString(options_.bind_address.empty() ? l->address.host
-                                                               : options_.bind_address),
-                      ",\"configured_port\":", l->address.port,
-                      ",\"port\":", s != current_->sockets.end() ? s->second->port() : 0,
-                      ",\"route_config\":", JsonString(l->http.rds_name),
-                      ",\"error\":", JsonString(e != bind_errors_.end() ? e->second : ""), "}");
+      absl::StrAppend(
+          &out, first ? "" : ",", "{\"name\":", JsonString(name), ",\"address\":",
+          JsonString(options_.bind_address.empty() ? l->address.host : options_.bind_address),
+          ",\"configured_port\":", l->address.port,
+          ",\"port\":", s != current_->sockets.end() ? s->second->port() : 0,
+          ",\"route_config\":", JsonString(l->http.rds_name),
+          ",\"error\":", JsonString(e != bind_errors_.end() ? e->second : ""), "}");
       first = false;
     }
   }
@@ -183,9 +183,10 @@ std::string ProxyServer::ClustersText() const {
       std::string p = absl::StrCat(name, "::", host, "::");
       absl::StrAppend(&out, p, "health_flags::", Sv(HealthName(e.health)), "\n", p,
                       "weight::", e.weight, "\n", p, "priority::", e.priority, "\n", p,
-                      "zone::", e.locality.zone, "\n", p, "rq_active::", totals.rq_active, "\n", p,
-                      "rq_total::", totals.rq_total, "\n", p, "rq_error::", totals.rq_error, "\n",
-                      p, "cx_connect_fail::", totals.cx_connect_fail, "\n");
+                      "zone::", c->localities[e.locality]->zone, "\n", p,
+                      "rq_active::", totals.rq_active, "\n", p, "rq_total::", totals.rq_total, "\n",
+                      p, "rq_error::", totals.rq_error, "\n", p,
+                      "cx_connect_fail::", totals.cx_connect_fail, "\n");
     }
   }
   return out;
@@ -209,13 +210,14 @@ std::string ProxyServer::ClustersJson() const {
       for (const EndpointConfig& e : c->endpoints) {
         std::string host = absl::StrCat(e.address, ":", e.port);
         auto totals = stats_->HostTotals(absl::StrCat(name, "|", host));
-        absl::StrAppend(
-            &out, first ? "" : ",", "{\"address\":", JsonString(host), ",\"health\":\"",
-            Sv(HealthName(e.health)), "\",\"weight\":", e.weight, ",\"priority\":", e.priority,
-            ",\"locality\":{\"region\":", JsonString(e.locality.region),
-            ",\"zone\":", JsonString(e.locality.zone), "},\"rq_active\":", totals.rq_active,
-            ",\"rq_total\":", totals.rq_total, ",\"rq_error\":", totals.rq_error,
-            ",\"cx_connect_fail\":", totals.cx_connect_fail, "}");
+        absl::StrAppend(&out, first ? "" : ",", "{\"address\":", JsonString(host), ",\"health\":\"",
+                        Sv(HealthName(e.health)), "\",\"weight\":", e.weight,
+                        ",\"priority\":", e.priority,
+                        ",\"locality\":{\"region\":", JsonString(c->localities[e.locality]->region),
+                        ",\"zone\":", JsonString(c->localities[e.locality]->zone),
+                        "},\"rq_active\":", totals.rq_active, ",\"rq_total\":", totals.rq_total,
+                        ",\"rq_error\":", totals.rq_error,
+                        ",\"cx_connect_fail\":", totals.cx_connect_fail, "}");
         first = false;
       }
       out += "]}";

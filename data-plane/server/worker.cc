@@ -206,6 +206,7 @@ class Worker::Impl {
     access_log_buffer_.clear();
   }
   RouteStats* StatsForRoute(const router::RouteTable& table, const router::Route& route);
+  HostStats* StatsForHost(ClusterRuntime& cluster, const upstream::Host& host);
   ClusterRuntime* FindCluster(std::string_view name) {
     auto it = clusters_.find(std::string(name));
     return it == clusters_.end() ? nullptr : it->second.get();
@@ -243,8 +244,18 @@ struct ClusterRuntime {
   upstream::PrioritySet hosts;  // declared before lb: the balancer reads it until destroyed
   std::unique_ptr<upstream::LoadBalancer> lb;
   ClusterStats* stats = nullptr;
+  // Filled on a host's first request: in a large mesh most hosts never see traffic from one
+  // sidecar, and a stats block per host and worker would dominate the proxy's memory.
   std::unordered_map<const upstream::Host*, HostStats*> host_stats;
 };
+
+HostStats* Worker::Impl::StatsForHost(ClusterRuntime& cluster, const upstream::Host& host) {
+  auto [it, inserted] = cluster.host_stats.try_emplace(&host, nullptr);
+  if (inserted) {
+    it->second = stats_->Host(absl::StrCat(cluster.config->name, "|", host.hash_key()));
+  }
+  return it->second;
+}
 
 std::shared_ptr<ClusterRuntime> Worker::Impl::ClusterRef(ClusterRuntime* c) {
   auto it = clusters_.find(c->config->name);
@@ -607,8 +618,7 @@ void HttpConnection::StartRequest() {
       break;
     }
   }
-  auto hs = cluster->host_stats.find(host);
-  rq.host_stats = hs == cluster->host_stats.end() ? nullptr : hs->second;
+  rq.host_stats = worker_->StatsForHost(*cluster, *host);
   cluster->stats->http.rq_active.Add(1);
   if (rq.host_stats) rq.host_stats->http.rq_active.Add(1);
   if (rq.route_stats) rq.route_stats->http.rq_active.Add(1);
@@ -724,8 +734,7 @@ void HttpConnection::ConnectFailed(const char* why) {
         if (h.get() == host) rq.host = h;
       }
       if (rq.host_stats) rq.host_stats->http.rq_active.Add(-1);
-      auto hs = rq.cluster->host_stats.find(host);
-      rq.host_stats = hs == rq.cluster->host_stats.end() ? nullptr : hs->second;
+      rq.host_stats = worker_->StatsForHost(*rq.cluster, *host);
       if (rq.host_stats) rq.host_stats->http.rq_active.Add(1);
       rq.cluster->lb->OnRequestStart(*host);
       if (Dispatch()) WriteUpstream();
@@ -1303,7 +1312,8 @@ void Worker::Impl::Apply(std::shared_ptr<const WorkerSnapshot> snapshot) {
       std::string key = absl::StrCat(e.address, ":", e.port);
       auto p = previous.find(key);
       if (p != previous.end() && p->second->weight() == e.weight &&
-          p->second->priority() == e.priority && p->second->locality() == e.locality &&
+          p->second->priority() == e.priority &&
+          p->second->locality() == *cfg->localities[e.locality] &&
           p->second->health() == e.health) {
         hosts.push_back(p->second);
         continue;
@@ -1312,14 +1322,11 @@ void Worker::Impl::Apply(std::shared_ptr<const WorkerSnapshot> snapshot) {
       o.address = e.address;
       o.port = e.port;
       o.weight = e.weight;
-      o.locality = e.locality;
+      o.shared_locality = cfg->localities[e.locality];
       o.priority = e.priority;
       o.health = e.health;
       o.created_at = RealClock::Get().Now();
       hosts.push_back(std::make_shared<upstream::Host>(std::move(o)));
-    }
-    for (const auto& h : hosts) {
-      runtime->host_stats[h.get()] = stats_->Host(absl::StrCat(name, "|", h->hash_key()));
     }
     runtime->hosts.Update(std::move(hosts), cfg->locality_weights);
     auto lb = upstream::LoadBalancer::Create(cfg->algorithm, cfg->lb, runtime->hosts,

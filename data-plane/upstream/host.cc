@@ -9,7 +9,9 @@ Host::Host(Options options)
     : address_(std::move(options.address)),
       port_(options.port),
       weight_(std::max<uint32_t>(1, options.weight)),
-      locality_(std::move(options.locality)),
+      locality_(options.shared_locality != nullptr
+                    ? std::move(options.shared_locality)
+                    : std::make_shared<const Locality>(std::move(options.locality))),
       priority_(options.priority),
       health_(options.health),
       created_at_(options.created_at),

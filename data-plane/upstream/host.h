@@ -46,6 +46,9 @@ class Host {
     uint16_t port = 0;
     uint32_t weight = 1;  // values below 1 are raised to 1
     Locality locality;
+    // When set, used instead of `locality`: the hosts of one locality share one copy (a mesh
+    // has few localities and many hosts).
+    std::shared_ptr<const Locality> shared_locality;
     uint32_t priority = 0;
     HealthStatus health = HealthStatus::kHealthy;
     // When the host joined the cluster; slow start ramps its weight from here.
@@ -58,7 +61,7 @@ class Host {
   // "address:port": the identity hashed by ring hash and Maglev, stable across workers.
   const std::string& hash_key() const { return hash_key_; }
   uint32_t weight() const { return weight_; }
-  const Locality& locality() const { return locality_; }
+  const Locality& locality() const { return *locality_; }
   uint32_t priority() const { return priority_; }
   HealthStatus health() const { return health_; }
   Clock::TimePoint created_at() const { return created_at_; }
@@ -81,7 +84,7 @@ class Host {
   std::string address_;
   uint16_t port_;
   uint32_t weight_;
-  Locality locality_;
+  std::shared_ptr<const Locality> locality_;
   uint32_t priority_;
   HealthStatus health_;
   Clock::TimePoint created_at_;

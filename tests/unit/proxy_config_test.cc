@@ -142,7 +142,7 @@ endpoints:
   REQUIRE(c.endpoints.size() == 3);
   CHECK(c.endpoints[0].address == "10.0.0.1");
   CHECK(c.endpoints[0].weight == 5);
-  CHECK(c.endpoints[0].locality.zone == "a");
+  CHECK(c.localities[c.endpoints[0].locality]->zone == "a");
   CHECK(c.endpoints[1].weight == 1);
   CHECK(c.endpoints[1].health == upstream::HealthStatus::kUnhealthy);
   CHECK(c.endpoints[2].priority == 1);

@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# weft-proxy memory (issue #6): RSS and anonymous memory idle, then with C clusters × E endpoints
+# pushed by weft-cp, for each worker count; derives bytes per cluster and per host from the
+# difference to idle. Raw Envoy resources in a scratch config dir; nothing else is touched.
+#
+#   bench/proxy_memory.sh [--bin-dir build/bin] [--workers "1 2"] [--sizes "100 1000"]
+#                         [--endpoints 10]
+#
+# RSS counts every resident page, including shared-library text (libprotobuf, libgrpc, …) that
+# all sidecars on a node share; "anon" (Anonymous in smaps_rollup) is what this proxy alone
+# costs. Both are reported.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bin_dir=build/bin
+workers_list="1 2"
+sizes="100 1000"
+endpoints=10
+while [ $# -gt 0 ]; do
+  case $1 in
+    --bin-dir) bin_dir=$2; shift ;;
+    --workers) workers_list=$2; shift ;;
+    --sizes) sizes=$2; shift ;;
+    --endpoints) endpoints=$2; shift ;;
+    -h|--help) sed -n 2,12p "$0"; exit 0 ;;
+    *) echo "proxy_memory: unknown argument $1" >&2; exit 2 ;;
+  esac
+  shift
+done
+
+work=$(mktemp -d /tmp/weft-mem.XXXXXX)
+pids=()
+cleanup() { kill "${pids[@]}" 2>/dev/null || true; wait 2>/dev/null || true; rm -rf "$work"; }
+trap cleanup EXIT INT TERM
+
+ready_port() {  # file field
+  for _ in $(seq 200); do [ -s "$1" ] && break; sleep 0.05; done
+  sed -E "s/.*\"$2\": ?([0-9]+).*/\1/" "$1"
+}
+# KiB: RSS and Anonymous of a process.
+mem() { awk '/^Rss:/{r=$2} /^Anonymous:/{a=$2} END{print r, a}' "/proc/$1/smaps_rollup"; }
+
+# One file per cluster: CDS + EDS with E endpoints (nothing listens there; no traffic is sent).
+write_clusters() {  # dir count
+  python3 - "$1" "$2" "$endpoints" <<'PY'
+import sys
+d, n, e = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+for i in range(n):
+    eps = "".join(
+        f"    - endpoint: {{ address: {{ socket_address: {{ address: 10.{i // 250}.{i % 250}.{j}, port_value: 8080 }} }} }}\n"
+        for j in range(e))
+    with open(f"{d}/c{i:05d}.yaml", "w") as f:
+        f.write(f"""resources:
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: c{i}
+  type: EDS
+  eds_cluster_config: {{ eds_config: {{ ads: {{}} }} }}
+  connect_timeout: 1s
+- "@type": type.googleapis.com/envoy.config.endpoint.v3.ClusterLoadAssignment
+  cluster_name: c{i}
+  endpoints:
+  - lb_endpoints:
+{eps}""")
+PY
+}
+
+printf '| workers | clusters × endpoints | RSS MB | anon MB | Δ anon per cluster | Δ anon per host |\n'
+printf '|---:|---|---:|---:|---:|---:|\n'
+for w in $workers_list; do
+  idle_anon=0
+  for size in 0 $sizes; do
+    conf="$work/conf-$w-$size"
+    mkdir -p "$conf"
+    [ "$size" -gt 0 ] && write_clusters "$conf" "$size"
+    "$bin_dir/weft-cp" --config-dir "$conf" --xds-address 127.0.0.1:0 --admin-address 127.0.0.1:0 \
+      --api-address 127.0.0.1:0 --ready-file "$work/cp-$w-$size.json" --log-level error \
+      2>"$work/cp.log" &
+    cp_pid=$!
+    pids+=("$cp_pid")
+    xds=$(ready_port "$work/cp-$w-$size.json" xds_port)
+    cat >"$work/boot-$w-$size.yaml" <<YAML
+node: { id: mem-$w-$size, cluster: mem }
+xds: { servers: ["127.0.0.1:$xds"] }
+admin: { address: "127.0.0.1:0" }
+concurrency: $w
+YAML
+    "$bin_dir/weft-proxy" --bootstrap "$work/boot-$w-$size.yaml" \
+      --ready-file "$work/p-$w-$size.json" --log-level error 2>"$work/p.log" &
+    p_pid=$!
+    pids+=("$p_pid")
+    admin=$(ready_port "$work/p-$w-$size.json" admin_port)
+    for _ in $(seq 600); do
+      n=$(curl -s "127.0.0.1:$admin/clusters" | grep -c '::lb_policy::' || true)
+      [ "$n" -ge "$size" ] && curl -sf "127.0.0.1:$admin/ready" >/dev/null && break
+      sleep 0.1
+    done
+    sleep 1  # let the workers apply the snapshot and the allocator settle
+    read -r rss anon < <(mem "$p_pid")
+    if [ "$size" -eq 0 ]; then
+      idle_anon=$anon
+      printf '| %s | idle | %.1f | %.1f | | |\n' "$w" "$(echo "$rss/1024" | bc -l)" \
+        "$(echo "$anon/1024" | bc -l)"
+    else
+      per_cluster=$(( (anon - idle_anon) * 1024 / size ))
+      per_host=$(( (anon - idle_anon) * 1024 / (size * endpoints) ))
+      printf '| %s | %s × %s | %.1f | %.1f | %s B | %s B |\n' "$w" "$size" "$endpoints" \
+        "$(echo "$rss/1024" | bc -l)" "$(echo "$anon/1024" | bc -l)" "$per_cluster" "$per_host"
+    fi
+    kill "$p_pid" "$cp_pid" 2>/dev/null || true
+    wait "$p_pid" "$cp_pid" 2>/dev/null || true
+  done
+done
