@@ -629,5 +629,4 @@ bool EqualsIgnoreCase(std::string_view a, std::string_view b) {
   return true;
 }
 
-
 }  // namespace weft::http1

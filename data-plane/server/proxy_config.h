@@ -54,8 +54,6 @@ struct ClusterConfig {
   upstream::LbAlgorithm algorithm = upstream::LbAlgorithm::kRoundRobin;
   upstream::LbConfig lb;
   std::chrono::milliseconds connect_timeout{5000};  // Envoy's default
-  std::chrono::milliseconds upstream_idle_timeout{std::chrono::hours(1)};
-  uint32_t max_requests_per_connection = 0;
   std::vector<EndpointConfig> endpoints;
   // One entry per locality group of the assignment, shared by its hosts on every worker.
   std::vector<std::shared_ptr<const upstream::Locality>> localities;

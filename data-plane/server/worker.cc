@@ -283,7 +283,6 @@ class UpstreamConn final : public net::EventHandler, public net::Deferred {
   // EAGAIN has shown the socket empty since); rdhup_: the peer closed, so read to EOF.
   bool readable_ = false;
   bool rdhup_ = false;
-  uint32_t requests_ = 0;
   Clock::time_point connect_deadline_{};
 };
 
@@ -707,7 +706,6 @@ bool HttpConnection::Dispatch() {
     worker_->loop_->Add(*fd, conn);
   }
   conn->owner_ = this;
-  ++conn->requests_;
   up_ = conn;
   up_->out_.Append(rq.upstream_head);
   return true;

@@ -251,10 +251,16 @@ std::optional<WeftCp> StartWeftCp(const std::string& config_dir,
   // false reports, while the proxy's threads are what that run is for.
   const char* cp_bin = std::getenv("WEFT_CP_BIN");
   std::vector<std::string> argv = {cp_bin != nullptr ? cp_bin : BinDir() + "/weft-cp",
-                                   "--config-dir",  config_dir,
-                                   "--xds-address",       "127.0.0.1:0",   "--admin-address",
-                                   "127.0.0.1:0",         "--api-address", "127.0.0.1:0",
-                                   "--ready-file",        ready_file};
+                                   "--config-dir",
+                                   config_dir,
+                                   "--xds-address",
+                                   "127.0.0.1:0",
+                                   "--admin-address",
+                                   "127.0.0.1:0",
+                                   "--api-address",
+                                   "127.0.0.1:0",
+                                   "--ready-file",
+                                   ready_file};
   argv.insert(argv.end(), extra_args.begin(), extra_args.end());
   cp.process = Subprocess::Start(argv, {}, cp.work->Join("weft-cp.log"), error);
   if (!cp.process) return std::nullopt;
