@@ -1,9 +1,16 @@
 #include "control-plane/server/xds_server.h"
 
+#include <grpc/slice.h>
 #include <grpcpp/grpcpp.h>
+#include <grpcpp/impl/codegen/proto_buffer_reader.h>
+#include <grpcpp/impl/codegen/proto_utils.h>
 
+#include <algorithm>
 #include <atomic>
+#include <condition_variable>
+#include <functional>
 #include <mutex>
+#include <thread>
 
 #include "absl/container/flat_hash_map.h"
 #include "common/log.h"
@@ -23,23 +30,115 @@ using envoy::service::discovery::v3::DeltaDiscoveryResponse;
 using envoy::service::discovery::v3::DiscoveryRequest;
 using envoy::service::discovery::v3::DiscoveryResponse;
 
-// What the server needs from any stream, whatever its message types.
+// What the server needs from any stream, whatever its message types. Reference-counted so
+// that a fan-out can notify streams without holding the registry lock: gRPC's OnDone() drops
+// the reactor's own reference, a fan-out in progress holds another.
 class StreamBase {
  public:
-  virtual ~StreamBase() = default;
   virtual void Notify() = 0;
   virtual void AppendJson(std::string* out) = 0;
   virtual StreamSummary Summary() = 0;
+  void Ref() { refs_.fetch_add(1, std::memory_order_relaxed); }
+  void Unref() {
+    if (refs_.fetch_sub(1, std::memory_order_acq_rel) == 1) delete this;
+  }
+
+ protected:
+  virtual ~StreamBase() = default;
+
+ private:
+  std::atomic<int> refs_{1};
 };
+
+namespace {
+
+// Runs a fan-out's per-stream work on the calling thread and a few helpers. Each stream's push
+// is mostly gRPC framing and a loopback/TCP send (kernel time, paid by the sender), so with
+// thousands of streams one thread is the bottleneck between a snapshot and the last proxy.
+class FanOut {
+ public:
+  FanOut() {
+    unsigned cores = std::max(1u, std::thread::hardware_concurrency());
+    for (unsigned i = 1; i < std::min(cores, 4u); ++i) threads_.emplace_back([this] { Help(); });
+  }
+  ~FanOut() {
+    {
+      std::lock_guard lock(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    for (auto& t : threads_) t.join();
+  }
+
+  // Calls fn(i) once for every i in [0, n); returns when all calls returned.
+  void Run(size_t n, const std::function<void(size_t)>& fn) {
+    // Below this, waking helpers costs more than it saves.
+    constexpr size_t kMinParallel = 32;
+    if (threads_.empty() || n < kMinParallel) {
+      for (size_t i = 0; i < n; ++i) fn(i);
+      return;
+    }
+    std::lock_guard run(run_mu_);
+    {
+      std::lock_guard lock(mu_);
+      fn_ = &fn;
+      n_ = n;
+      next_.store(0);
+      busy_ = threads_.size();
+      ++generation_;
+    }
+    cv_.notify_all();
+    Drain(fn, n);
+    std::unique_lock lock(mu_);
+    done_cv_.wait(lock, [&] { return busy_ == 0; });
+    fn_ = nullptr;
+  }
+
+ private:
+  void Drain(const std::function<void(size_t)>& fn, size_t n) {
+    for (size_t i = next_.fetch_add(1); i < n; i = next_.fetch_add(1)) fn(i);
+  }
+
+  void Help() {
+    uint64_t seen = 0;
+    std::unique_lock lock(mu_);
+    while (true) {
+      cv_.wait(lock, [&] { return stop_ || generation_ != seen; });
+      if (stop_) return;
+      seen = generation_;
+      const auto* fn = fn_;
+      size_t n = n_;
+      lock.unlock();
+      Drain(*fn, n);
+      lock.lock();
+      if (--busy_ == 0) done_cv_.notify_all();
+    }
+  }
+
+  std::mutex run_mu_;  // one fan-out at a time
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::condition_variable done_cv_;
+  const std::function<void(size_t)>* fn_ = nullptr;
+  size_t n_ = 0;
+  std::atomic<size_t> next_{0};
+  size_t busy_ = 0;
+  uint64_t generation_ = 0;
+  bool stop_ = false;
+  std::vector<std::thread> threads_;
+};
+
+}  // namespace
 
 class XdsServer::Impl {
  public:
   Impl(SnapshotCache* cache, XdsObserver* observer) : cache_(cache), observer_(observer) {}
 
-  grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* NewSotw(
-      grpc::CallbackServerContext* ctx, std::optional<xds::ResourceType> type, std::string service);
-  grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* NewDelta(
-      grpc::CallbackServerContext* ctx, std::optional<xds::ResourceType> type, std::string service);
+  using RawReactor = grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>;
+  RawReactor* NewSotw(grpc::CallbackServerContext* ctx, std::optional<xds::ResourceType> type,
+                      std::string service);
+  RawReactor* NewDelta(grpc::CallbackServerContext* ctx, std::optional<xds::ResourceType> type,
+                       std::string service);
   grpc::ServerUnaryReactor* Fetch(grpc::CallbackServerContext* ctx, const DiscoveryRequest* req,
                                   DiscoveryResponse* resp, xds::ResourceType type);
 
@@ -52,9 +151,21 @@ class XdsServer::Impl {
     streams_.erase(id);
   }
   void NotifyAll() {
-    // Holding mu_ keeps every stream alive while it is notified (Remove() waits for us).
-    std::lock_guard lock(mu_);
-    for (auto& [id, s] : streams_) s->Notify();
+    // The lock only covers taking references: streams opening, closing and being read stay
+    // unblocked while each stream computes and starts its push.
+    std::vector<StreamBase*> streams;
+    {
+      std::lock_guard lock(mu_);
+      streams.reserve(streams_.size());
+      for (auto& [id, s] : streams_) {
+        s->Ref();
+        streams.push_back(s);
+      }
+    }
+    fan_out_.Run(streams.size(), [&](size_t i) {
+      streams[i]->Notify();
+      streams[i]->Unref();
+    });
   }
   size_t size() const {
     std::lock_guard lock(mu_);
@@ -93,6 +204,7 @@ class XdsServer::Impl {
   SnapshotCache* cache_;
   XdsObserver* observer_;
   std::atomic<uint64_t> next_id_{0};
+  FanOut fan_out_;
   mutable std::mutex mu_;
   absl::flat_hash_map<uint64_t, StreamBase*> streams_;
   std::vector<std::unique_ptr<grpc::Service>> services_;
@@ -108,13 +220,45 @@ bool Handle(StreamState& st, const DeltaDiscoveryRequest& r, absl::Status* s) {
   *s = st.OnDeltaRequest(r);
   return s->ok();
 }
-bool Next(StreamState& st, DiscoveryResponse* out) { return st.NextSotw(out); }
-bool Next(StreamState& st, DeltaDiscoveryResponse* out) { return st.NextDelta(out); }
+bool Next(StreamState& st, const DiscoveryRequest*, WireResponse* out) { return st.NextSotw(out); }
+bool Next(StreamState& st, const DeltaDiscoveryRequest*, WireResponse* out) {
+  return st.NextDelta(out);
+}
+
+// Hands a serialized response to gRPC without copying it: each slice owns (a reference to) its
+// bytes, so the resources shared by many streams stay one copy until the last write is done.
+grpc::ByteBuffer ToByteBuffer(WireResponse wire) {
+  std::vector<grpc::Slice> slices;
+  slices.reserve(3);
+  auto own = [&](std::string bytes) {
+    if (bytes.empty()) return;
+    auto* owned = new std::string(std::move(bytes));
+    slices.emplace_back(grpc_slice_new_with_user_data(
+                            owned->data(), owned->size(),
+                            [](void* p) { delete static_cast<std::string*>(p); }, owned),
+                        grpc::Slice::STEAL_REF);
+  };
+  own(std::move(wire.head));
+  if (wire.body && !wire.body->empty()) {
+    using Held = std::shared_ptr<const std::string>;
+    auto* held = new Held(std::move(wire.body));
+    slices.emplace_back(grpc_slice_new_with_user_data(
+                            const_cast<char*>((*held)->data()), (*held)->size(),
+                            [](void* p) { delete static_cast<Held*>(p); }, held),
+                        grpc::Slice::STEAL_REF);
+  }
+  own(std::move(wire.tail));
+  return grpc::ByteBuffer(slices.data(), slices.size());
+}
 
 // One bidi stream. gRPC guarantees at most one read and we keep at most one write in flight;
-// the state machine coalesces whatever changes while a write is outstanding.
-template <typename Req, typename Resp>
-class Stream final : public grpc::ServerBidiReactor<Req, Resp>, public StreamBase {
+// the state machine coalesces whatever changes while a write is outstanding. Raw bytes both
+// ways: requests are parsed here into a message that lives only while it is handled, and
+// responses come from StreamState already serialized, so nothing of either stays allocated
+// between messages.
+template <typename Req>
+class Stream final : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>,
+                     public StreamBase {
  public:
   Stream(XdsServer::Impl* server, grpc::CallbackServerContext* ctx, StreamState::Options options)
       : server_(server),
@@ -134,8 +278,16 @@ class Stream final : public grpc::ServerBidiReactor<Req, Resp>, public StreamBas
     absl::Status status;
     bool handled;
     {
+      Req request;
+      bool parsed =
+          grpc::GenericDeserialize<grpc::ProtoBufferReader, Req>(&request_, &request).ok();
+      request_.Clear();
+      if (!parsed) {
+        FinishWith(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "malformed request"));
+        return;
+      }
       std::lock_guard lock(mu_);
-      handled = Handle(state_, request_, &status);
+      handled = Handle(state_, request, &status);
     }
     if (!handled) {
       WEFT_LOG(kWarning) << "xds stream " << id_ << ": " << status.message();
@@ -151,6 +303,7 @@ class Stream final : public grpc::ServerBidiReactor<Req, Resp>, public StreamBas
     {
       std::lock_guard lock(mu_);
       writing_ = false;
+      response_.Clear();
       finish = finish_pending_ || !ok;
     }
     if (finish) {
@@ -163,7 +316,7 @@ class Stream final : public grpc::ServerBidiReactor<Req, Resp>, public StreamBas
   void OnDone() override {
     server_->Remove(id_);
     if (server_->observer()) server_->observer()->OnStreamClosed();
-    delete this;
+    Unref();
   }
 
   void Notify() override {
@@ -191,7 +344,9 @@ class Stream final : public grpc::ServerBidiReactor<Req, Resp>, public StreamBas
     {
       std::lock_guard lock(mu_);
       if (writing_ || finished_) return;
-      if (!Next(state_, &response_)) return;
+      WireResponse wire;
+      if (!Next(state_, static_cast<const Req*>(nullptr), &wire)) return;
+      response_ = ToByteBuffer(std::move(wire));
       writing_ = true;
     }
     this->StartWrite(&response_);
@@ -215,8 +370,8 @@ class Stream final : public grpc::ServerBidiReactor<Req, Resp>, public StreamBas
   const uint64_t id_;
   std::mutex mu_;
   StreamState state_;
-  Req request_;
-  Resp response_;
+  grpc::ByteBuffer request_;
+  grpc::ByteBuffer response_;
   bool writing_ = false;
   bool finished_ = false;
   bool finish_pending_ = false;
@@ -235,16 +390,17 @@ StreamState::Options MakeOptions(XdsServer::Impl* server, grpc::CallbackServerCo
   return o;
 }
 
-class AdsService final
-    : public envoy::service::discovery::v3::AggregatedDiscoveryService::CallbackService {
+using RawReactor = XdsServer::Impl::RawReactor;
+using Ads = envoy::service::discovery::v3::AggregatedDiscoveryService;
+
+class AdsService final : public Ads::WithRawCallbackMethod_StreamAggregatedResources<
+                             Ads::WithRawCallbackMethod_DeltaAggregatedResources<Ads::Service>> {
  public:
   explicit AdsService(XdsServer::Impl* s) : s_(s) {}
-  grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* StreamAggregatedResources(
-      grpc::CallbackServerContext* ctx) override {
+  RawReactor* StreamAggregatedResources(grpc::CallbackServerContext* ctx) override {
     return s_->NewSotw(ctx, std::nullopt, "ads");
   }
-  grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* DeltaAggregatedResources(
-      grpc::CallbackServerContext* ctx) override {
+  RawReactor* DeltaAggregatedResources(grpc::CallbackServerContext* ctx) override {
     return s_->NewDelta(ctx, std::nullopt, "ads");
   }
 
@@ -253,26 +409,26 @@ class AdsService final
 };
 
 // The per-type services differ only in method names.
-#define WEFT_PER_TYPE_SERVICE(ClassName, Ns, StreamM, DeltaM, FetchM, Type, Short)  \
-  class ClassName final : public Ns::CallbackService {                              \
-   public:                                                                          \
-    explicit ClassName(XdsServer::Impl* s) : s_(s) {}                               \
-    grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* StreamM(          \
-        grpc::CallbackServerContext* ctx) override {                                \
-      return s_->NewSotw(ctx, Type, Short);                                         \
-    }                                                                               \
-    grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* DeltaM( \
-        grpc::CallbackServerContext* ctx) override {                                \
-      return s_->NewDelta(ctx, Type, Short);                                        \
-    }                                                                               \
-    grpc::ServerUnaryReactor* FetchM(grpc::CallbackServerContext* ctx,              \
-                                     const DiscoveryRequest* req,                   \
-                                     DiscoveryResponse* resp) override {            \
-      return s_->Fetch(ctx, req, resp, Type);                                       \
-    }                                                                               \
-                                                                                    \
-   private:                                                                         \
-    XdsServer::Impl* s_;                                                            \
+#define WEFT_PER_TYPE_SERVICE(ClassName, Ns, StreamM, DeltaM, FetchM, Type, Short)              \
+  class ClassName final                                                                         \
+      : public Ns::WithRawCallbackMethod_##StreamM<                                             \
+            Ns::WithRawCallbackMethod_##DeltaM<Ns::WithCallbackMethod_##FetchM<Ns::Service>>> { \
+   public:                                                                                      \
+    explicit ClassName(XdsServer::Impl* s) : s_(s) {}                                           \
+    RawReactor* StreamM(grpc::CallbackServerContext* ctx) override {                            \
+      return s_->NewSotw(ctx, Type, Short);                                                     \
+    }                                                                                           \
+    RawReactor* DeltaM(grpc::CallbackServerContext* ctx) override {                             \
+      return s_->NewDelta(ctx, Type, Short);                                                    \
+    }                                                                                           \
+    grpc::ServerUnaryReactor* FetchM(grpc::CallbackServerContext* ctx,                          \
+                                     const DiscoveryRequest* req,                               \
+                                     DiscoveryResponse* resp) override {                        \
+      return s_->Fetch(ctx, req, resp, Type);                                                   \
+    }                                                                                           \
+                                                                                                \
+   private:                                                                                     \
+    XdsServer::Impl* s_;                                                                        \
   }
 
 WEFT_PER_TYPE_SERVICE(CdsService, envoy::service::cluster::v3::ClusterDiscoveryService,
@@ -292,15 +448,17 @@ WEFT_PER_TYPE_SERVICE(SdsService, envoy::service::secret::v3::SecretDiscoverySer
 
 }  // namespace
 
-grpc::ServerBidiReactor<DiscoveryRequest, DiscoveryResponse>* XdsServer::Impl::NewSotw(
-    grpc::CallbackServerContext* ctx, std::optional<xds::ResourceType> type, std::string service) {
-  return new Stream<DiscoveryRequest, DiscoveryResponse>(
+XdsServer::Impl::RawReactor* XdsServer::Impl::NewSotw(grpc::CallbackServerContext* ctx,
+                                                      std::optional<xds::ResourceType> type,
+                                                      std::string service) {
+  return new Stream<DiscoveryRequest>(
       this, ctx, MakeOptions(this, ctx, StreamState::Mode::kSotw, type, std::move(service)));
 }
 
-grpc::ServerBidiReactor<DeltaDiscoveryRequest, DeltaDiscoveryResponse>* XdsServer::Impl::NewDelta(
-    grpc::CallbackServerContext* ctx, std::optional<xds::ResourceType> type, std::string service) {
-  return new Stream<DeltaDiscoveryRequest, DeltaDiscoveryResponse>(
+XdsServer::Impl::RawReactor* XdsServer::Impl::NewDelta(grpc::CallbackServerContext* ctx,
+                                                       std::optional<xds::ResourceType> type,
+                                                       std::string service) {
+  return new Stream<DeltaDiscoveryRequest>(
       this, ctx, MakeOptions(this, ctx, StreamState::Mode::kDelta, type, std::move(service)));
 }
 

@@ -3,8 +3,10 @@
 // SnapshotCache holds for a node and pushes changes when the cache changes.
 //
 // Threading: gRPC calls the reactors on its own threads; OnSnapshotChanged() runs on the
-// publisher's thread. Each stream serializes its own work with a mutex; writes are one at a
-// time, and a stream that falls behind coalesces changes instead of queueing responses.
+// publisher's thread, which spreads the streams over itself and a few helper threads. Each
+// stream serializes its own work with a mutex; writes are one at a time, and a stream that
+// falls behind coalesces changes instead of queueing responses. Responses go out as raw bytes
+// (StreamState serializes them; resources common to many streams are one shared buffer).
 #pragma once
 
 #include <chrono>

@@ -3,6 +3,7 @@
 #include <poll.h>
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -11,6 +12,7 @@
 #include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <thread>
 #include <tuple>
 #include <utility>
@@ -35,11 +37,16 @@ using envoy::service::discovery::v3::DiscoveryResponse;
 
 // Editors and ConfigMap updates arrive as bursts of events; rescanning once the burst is over
 // avoids parsing half-written files. The cap keeps a file rewritten in a loop from starving us.
-constexpr int kQuietMs = 50;
+// Short, because a rescan only rereads what changed and the publisher debounces again.
+constexpr int kQuietMs = 20;
 constexpr int kMaxDebounceMs = 1000;
 // inotify can overflow or miss a directory created between scans; a slow periodic rescan makes
 // the result converge anyway (and is the only mechanism if inotify is unavailable).
 constexpr int kResyncMs = 5000;
+// Rescans reread only files that an event named or whose stat() changed; every this many
+// periodic rescans, every file is reread regardless, in case a rewrite kept size and a coarse
+// timestamp and its event was lost.
+constexpr int kFullRereadEvery = 12;
 
 bool IsConfigFile(const std::string& name) {
   if (name.empty() || name[0] == '.' || name[0] == '#' || name.back() == '~') return false;
@@ -69,7 +76,30 @@ struct ParsedFile {
   std::vector<config::v1::ConfigObject> objects;
 };
 
+// What stat() says about a file; a rewrite (in place or by rename) changes at least ctime.
+struct FileStamp {
+  dev_t dev = 0;
+  ino_t ino = 0;
+  off_t size = -1;
+  int64_t mtime_ns = 0;
+  int64_t ctime_ns = 0;
+  bool operator==(const FileStamp&) const = default;
+};
+
+std::optional<FileStamp> StatFile(const std::string& path) {
+  struct stat st;
+  if (stat(path.c_str(), &st) != 0) return std::nullopt;
+  FileStamp out;
+  out.dev = st.st_dev;
+  out.ino = st.st_ino;
+  out.size = st.st_size;
+  out.mtime_ns = int64_t{st.st_mtim.tv_sec} * 1000000000 + st.st_mtim.tv_nsec;
+  out.ctime_ns = int64_t{st.st_ctim.tv_sec} * 1000000000 + st.st_ctim.tv_nsec;
+  return out;
+}
+
 struct FileEntry {
+  std::optional<FileStamp> stamp;  // when the content in `parsed` was read
   ParsedFile parsed;
   std::vector<xds::ResourcePtr> last_good;
   std::vector<config::v1::ConfigObject> last_good_objects;
@@ -191,7 +221,7 @@ class ConfigDirSourceImpl : public ConfigDirSource {
       WEFT_LOG(kWarning) << "config dir " << dir_ << ": inotify unavailable, rescanning every "
                          << kResyncMs << " ms";
     }
-    Rescan(/*notify=*/false);
+    Rescan(/*notify=*/false, /*reread_all=*/true);
     thread_ = std::thread([this] { Run(); });
     return absl::OkStatus();
   }
@@ -213,14 +243,32 @@ class ConfigDirSourceImpl : public ConfigDirSource {
         return;
       }
       if (fds[0].revents != 0) return;
-      if (ready > 0 && !Debounce()) return;
-      Rescan(/*notify=*/true);
+      bool reread_all = false;
+      if (ready > 0) {
+        if (!Debounce()) return;
+      } else {
+        reread_all = ++quiet_rescans_ % kFullRereadEvery == 0;
+      }
+      Rescan(/*notify=*/true, reread_all);
     }
   }
 
+  // Notes which files the events name, so a rescan rereads those even if stat() looks the same.
   void DrainInotify() {
     alignas(inotify_event) char buf[8192];
-    while (read(inotify_fd_, buf, sizeof(buf)) > 0) {
+    ssize_t n;
+    while ((n = read(inotify_fd_, buf, sizeof(buf))) > 0) {
+      for (char* p = buf; p < buf + n;) {
+        const auto* ev = reinterpret_cast<const inotify_event*>(p);
+        p += sizeof(inotify_event) + ev->len;
+        if (ev->mask & IN_Q_OVERFLOW) {
+          overflowed_ = true;
+          continue;
+        }
+        auto dir = watch_dirs_.find(ev->wd);
+        if (ev->len == 0 || dir == watch_dirs_.end()) continue;
+        touched_.insert((fs::path(dir->second) / ev->name).string());
+      }
     }
   }
 
@@ -244,9 +292,12 @@ class ConfigDirSourceImpl : public ConfigDirSource {
     // Re-adding an existing watch is a no-op; the kernel drops watches of deleted directories.
     constexpr uint32_t kMask = IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_DELETE |
                                IN_CREATE | IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF;
-    if (inotify_add_watch(inotify_fd_, dir.c_str(), kMask) < 0) {
+    int wd = inotify_add_watch(inotify_fd_, dir.c_str(), kMask);
+    if (wd < 0) {
       WEFT_LOG(kWarning) << "config dir: cannot watch " << dir;
+      return;
     }
+    watch_dirs_[wd] = dir;
   }
 
   // Lists config files (sorted) and watches every visible directory. nullopt when the root
@@ -278,19 +329,34 @@ class ConfigDirSourceImpl : public ConfigDirSource {
     return files;
   }
 
-  void Rescan(bool notify) {
+  // Lists the tree and rereads what may have changed: new files, files an event named, files
+  // whose stat() differs, all of them when `reread_all` or after an inotify overflow. With one
+  // file edited among thousands, that is one read instead of thousands.
+  void Rescan(bool notify, bool reread_all) {
     std::optional<std::vector<std::string>> files = ListFiles();
     if (!files) {
       WEFT_LOG(kError) << "config dir " << dir_ << ": cannot list; keeping current resources";
       return;
     }
+    reread_all = reread_all || overflowed_;
+    overflowed_ = false;
+    std::set<std::string> touched;
+    touched.swap(touched_);
     std::map<std::string, FileEntry> next;
     for (const std::string& path : *files) {
+      auto old = files_.find(path);
+      std::optional<FileStamp> stamp = StatFile(path);
+      if (old != files_.end() && !reread_all && stamp && old->second.stamp == stamp &&
+          !touched.contains(path)) {
+        next.emplace(path, std::move(old->second));
+        continue;
+      }
       absl::StatusOr<std::string> content = ReadFile(path);
       if (!content.ok() && absl::IsNotFound(content.status())) continue;  // raced a delete
-      auto old = files_.find(path);
       FileEntry entry;
       if (old != files_.end()) entry = std::move(old->second);
+      // Stamped before the read finished: a write racing the read shows as a change next time.
+      entry.stamp = content.ok() ? stamp : std::nullopt;
       if (!content.ok()) {
         std::string error(content.status().message().data(), content.status().message().size());
         if (entry.parsed.errors != std::vector<std::string>{error}) {
@@ -405,8 +471,12 @@ class ConfigDirSourceImpl : public ConfigDirSource {
   int wake_fd_ = -1;
   int inotify_fd_ = -1;
   std::thread thread_;
-  // Only the watcher thread (or Start, before it exists) touches files_.
+  // Only the watcher thread (or Start, before it exists) touches these.
   std::map<std::string, FileEntry> files_;
+  std::map<int, std::string> watch_dirs_;  // inotify wd -> directory
+  std::set<std::string> touched_;          // files named by events since the last rescan
+  bool overflowed_ = false;
+  int quiet_rescans_ = 0;
   mutable std::mutex mu_;
   ConfigDirState state_;
 };

@@ -280,5 +280,67 @@ TEST_CASE("changes are picked up, a bad file keeps its last good resources, dele
   }
 }
 
+// Rescans reread only the files that may have changed (an event named them or stat() differs):
+// the cases below must still be seen.
+
+std::string OneCluster(const std::string& name, int port) {
+  return "resources:" + ClusterDoc(name, port);
+}
+
+// In place: same inode, as `cat > file` or an editor without backup copies does.
+void WriteInPlace(const std::string& path, const std::string& content) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out << content;
+}
+
+uint64_t VersionOf(const ConfigDirSource& source, const std::string& name) {
+  for (const auto& r : source.Current().resources) {
+    if (r->name == name) return r->version;
+  }
+  return 0;
+}
+
+TEST_CASE("in-place rewrites of the same size are picked up, one after another") {
+  TempDir dir;
+  std::string file = dir.path() + "/a.yaml";
+  WriteInPlace(file, OneCluster("a", 8001));
+  for (int i = 0; i < 20; ++i)
+    WriteInPlace(dir.path() + "/other-" + std::to_string(i) + ".yaml",
+                 OneCluster("o" + std::to_string(i), 9000));
+  auto source = ConfigDirSource::Create(dir.path(), [](const ConfigDirState&) {});
+  REQUIRE(source.ok());
+  uint64_t other = VersionOf(**source, "o3");
+  uint64_t last = VersionOf(**source, "a");
+  for (int port : {8002, 8003, 8004}) {
+    WriteInPlace(file, OneCluster("a", port));
+    REQUIRE(WaitFor([&] { return VersionOf(**source, "a") != last; }));
+    last = VersionOf(**source, "a");
+  }
+  // Settled on the last content; the other files were left alone.
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  CHECK(VersionOf(**source, "a") == last);
+  CHECK(VersionOf(**source, "o3") == other);
+}
+
+TEST_CASE("a ConfigMap-style symlink swap is seen through the unchanged file names") {
+  // Kubernetes mounts: a.yaml -> ..data/a.yaml, ..data -> ..v1; an update writes ..v2 and
+  // renames a new ..data link over the old one. No event names a.yaml.
+  TempDir dir;
+  fs::create_directory(dir.path() + "/..v1");
+  WriteInPlace(dir.path() + "/..v1/a.yaml", OneCluster("a", 8001));
+  fs::create_directory_symlink("..v1", dir.path() + "/..data");
+  fs::create_symlink("..data/a.yaml", dir.path() + "/a.yaml");
+  auto source = ConfigDirSource::Create(dir.path(), [](const ConfigDirState&) {});
+  REQUIRE(source.ok());
+  uint64_t before = VersionOf(**source, "a");
+  REQUIRE(before != 0);
+
+  fs::create_directory(dir.path() + "/..v2");
+  WriteInPlace(dir.path() + "/..v2/a.yaml", OneCluster("a", 8002));
+  fs::create_directory_symlink("..v2", dir.path() + "/..data_tmp");
+  fs::rename(dir.path() + "/..data_tmp", dir.path() + "/..data");
+  CHECK(WaitFor([&] { return VersionOf(**source, "a") != before; }));
+}
+
 }  // namespace
 }  // namespace weft::cp

@@ -177,8 +177,60 @@ TEST_CASE("SotW: named resources that appear later are pushed") {
   CHECK_FALSE(s->NextSotw(&resp));
   f.Set({Endpoints("a", 1), Endpoints("late", 2), Endpoints("unwanted", 3)});
   s->OnSnapshotChanged();
+  std::string before = resp.version_info();
   REQUIRE(s->NextSotw(&resp));
-  CHECK(Names(resp) == std::vector<std::string>{"a", "late"});
+  // EDS is not a full-state type: only what changed is sent, under a new version.
+  CHECK(Names(resp) == std::vector<std::string>{"late"});
+  CHECK(resp.version_info() != before);
+}
+
+TEST_CASE("SotW: an EDS change carries only the changed assignment; LDS and CDS stay full") {
+  Fixture f;
+  f.Set({Cluster("a"), Cluster("b"), Endpoints("a", 1), Endpoints("b", 1)});
+  auto s = f.NewStream(StreamState::Mode::kSotw);
+  DiscoveryResponse cds, eds, resp;
+  REQUIRE(s->OnSotwRequest(Sotw(ResourceType::kCluster)).ok());
+  REQUIRE(s->NextSotw(&cds));
+  REQUIRE(s->OnSotwRequest(Sotw(ResourceType::kCluster, {}, cds.nonce(), cds.version_info())).ok());
+  REQUIRE(s->OnSotwRequest(Sotw(ResourceType::kEndpoint, {"a", "b"})).ok());
+  REQUIRE(s->NextSotw(&eds));
+  CHECK(Names(eds) == std::vector<std::string>{"a", "b"});
+  REQUIRE(
+      s->OnSotwRequest(Sotw(ResourceType::kEndpoint, {"a", "b"}, eds.nonce(), eds.version_info()))
+          .ok());
+  CHECK_FALSE(s->NextSotw(&resp));
+
+  f.Set({Cluster("a"), Cluster("b"), Endpoints("a", 1), Endpoints("b", 2)});
+  s->OnSnapshotChanged();
+  REQUIRE(s->NextSotw(&resp));
+  CHECK(resp.type_url() == eds.type_url());
+  CHECK(Names(resp) == std::vector<std::string>{"b"});
+  CHECK(resp.version_info() != eds.version_info());
+  REQUIRE(
+      s->OnSotwRequest(Sotw(ResourceType::kEndpoint, {"a", "b"}, resp.nonce(), resp.version_info()))
+          .ok());
+
+  // Dropping "a" and subscribing to it again (a cluster removed and re-added) resends it.
+  REQUIRE(s->OnSotwRequest(Sotw(ResourceType::kEndpoint, {"b"}, resp.nonce(), resp.version_info()))
+              .ok());
+  DiscoveryResponse again;
+  if (s->NextSotw(&again)) {
+    REQUIRE(
+        s->OnSotwRequest(Sotw(ResourceType::kEndpoint, {"b"}, again.nonce(), again.version_info()))
+            .ok());
+  }
+  REQUIRE(
+      s->OnSotwRequest(Sotw(ResourceType::kEndpoint, {"a", "b"}, resp.nonce(), resp.version_info()))
+          .ok());
+  REQUIRE(s->NextSotw(&again));
+  CHECK(Names(again) == std::vector<std::string>{"a"});
+
+  // A cluster change is answered in full: CDS is a full-state type.
+  f.Set({Cluster("a", 9), Cluster("b"), Endpoints("a", 1), Endpoints("b", 2)});
+  s->OnSnapshotChanged();
+  REQUIRE(s->NextSotw(&resp));
+  CHECK(resp.type_url() == cds.type_url());
+  CHECK(Names(resp) == std::vector<std::string>{"a", "b"});
 }
 
 TEST_CASE("SotW: a changed cluster re-sends its endpoints even when they are unchanged") {
