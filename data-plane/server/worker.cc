@@ -181,6 +181,7 @@ class Worker::Impl {
     if (!loop.ok()) return loop.status();
     loop_ = std::move(*loop);
     loop_->SetTick(std::chrono::milliseconds(50), [this] { Tick(); });
+    loop_->SetBusyPoll(options_.busy_poll);
     return absl::OkStatus();
   }
 
@@ -373,6 +374,8 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   void CloseAfterFlush();
   void Flush();
   void WriteUpstream();
+  // Keeps the worker's loop polling while this connection's request waits for its upstream.
+  void HoldBusyPoll(bool hold);
   void AccessLog();
 
   Worker::Impl* worker_;
@@ -382,6 +385,7 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   net::Buffer out_;
   State state_ = State::kHead;
   bool closed_ = false;
+  bool busy_poll_held_ = false;
   bool peer_eof_ = false;
   bool read_paused_ = false;
   bool readable_ = false;  // see UpstreamConn
@@ -775,6 +779,18 @@ void HttpConnection::WriteUpstream() {
   if (up_ == nullptr || !up_->connected_) return;
   if (!up_->out_.WriteTo(up_->fd_)) {
     UpstreamGone();
+    return;
+  }
+  if (rq_) HoldBusyPoll(true);
+}
+
+void HttpConnection::HoldBusyPoll(bool hold) {
+  if (busy_poll_held_ == hold) return;
+  busy_poll_held_ = hold;
+  if (hold) {
+    worker_->loop_->HoldBusyPoll();
+  } else {
+    worker_->loop_->ReleaseBusyPoll();
   }
 }
 
@@ -1045,6 +1061,7 @@ void HttpConnection::FinishRequest() {
   }
   AccessLog();
   const bool keep_alive = rq.keep_alive;
+  HoldBusyPoll(false);
   rq_.reset();
   idle_since_ = worker_->loop_->now();
   if (keep_alive) {
@@ -1111,6 +1128,7 @@ void HttpConnection::CloseAfterFlush() {
 void HttpConnection::Close() {
   if (closed_) return;
   closed_ = true;
+  HoldBusyPoll(false);
   if (rq_) {
     // Abandoned mid-request: account for it so the gauges return to zero.
     Request& rq = *rq_;
