@@ -202,8 +202,9 @@ void XdsClient::RunSotw(const std::string& server) {
   ++stats_.connects;
   stats_.connected = true;
   WEFT_LOG(kInfo) << "xds: connected to " << server << " (SotW)";
-  DiscoveryResponse resp;
-  while (!stop_ && stream->Read(&resp)) {
+  // A fresh message per read: a reused one keeps its cleared resources and their buffers, i.e.
+  // the largest response ever received would stay allocated for the stream's lifetime.
+  for (DiscoveryResponse resp; !stop_ && stream->Read(&resp); resp = DiscoveryResponse()) {
     auto type = xds::ResourceTypeFromUrl(resp.type_url());
     if (!type) continue;
     Track& tr = track[xds::Index(*type)];
@@ -288,8 +289,9 @@ void XdsClient::RunDelta(const std::string& server) {
     ++stats_.connects;
     stats_.connected = true;
     WEFT_LOG(kInfo) << "xds: connected to " << server << " (Delta)";
-    DeltaDiscoveryResponse resp;
-    while (!stop_ && stream->Read(&resp)) {
+    // Fresh per read, as in RunSotw.
+    for (DeltaDiscoveryResponse resp; !stop_ && stream->Read(&resp);
+         resp = DeltaDiscoveryResponse()) {
       auto type = xds::ResourceTypeFromUrl(resp.type_url());
       if (!type) continue;
       absl::Status s = Apply(*type, absl::StrCat("nonce ", resp.nonce()), [&](ConfigState& state) {
