@@ -1,6 +1,7 @@
 #include "data-plane/server/proxy_config.h"
 
 #include <string_view>
+#include <tuple>
 #include <unordered_map>
 
 #include "absl/strings/str_cat.h"
@@ -49,20 +50,38 @@ upstream::HealthStatus Health(ec::core::v3::HealthStatus status) {
   }
 }
 
+// A mesh has few localities and many clusters: the clusters compiled in one build share one
+// copy of each (most of them the empty locality).
+class LocalityInterner {
+ public:
+  std::shared_ptr<const upstream::Locality> Get(const ec::core::v3::Locality& l) {
+    auto& slot = by_value_[{l.region(), l.zone(), l.sub_zone()}];
+    if (slot == nullptr) {
+      slot = std::make_shared<const upstream::Locality>(
+          upstream::Locality{l.region(), l.zone(), l.sub_zone()});
+    }
+    return slot;
+  }
+
+ private:
+  std::map<std::tuple<std::string, std::string, std::string>,
+           std::shared_ptr<const upstream::Locality>>
+      by_value_;
+};
+
 void AddEndpoints(const ec::endpoint::v3::ClusterLoadAssignment& cla, Clock::TimePoint now,
-                  ClusterConfig* out) {
+                  LocalityInterner& localities, ClusterConfig* out) {
   bool any_locality_weight = false;
   size_t count = 0;
   for (const auto& locality : cla.endpoints()) count += locality.lb_endpoints_size();
   out->endpoints.reserve(count);
   for (const auto& locality : cla.endpoints()) {
-    upstream::Locality where{locality.locality().region(), locality.locality().zone(),
-                             locality.locality().sub_zone()};
     const auto index = static_cast<uint32_t>(out->localities.size());
-    out->localities.push_back(std::make_shared<const upstream::Locality>(where));
+    out->localities.push_back(localities.Get(locality.locality()));
     if (locality.has_load_balancing_weight()) {
       any_locality_weight = true;
-      out->locality_weights.push_back({where, locality.load_balancing_weight().value()});
+      out->locality_weights.push_back(
+          {*out->localities.back(), locality.load_balancing_weight().value()});
     }
     for (const auto& lb_endpoint : locality.lb_endpoints()) {
       const auto& sa = lb_endpoint.endpoint().address().socket_address();
@@ -151,7 +170,7 @@ void CarryJoinTimes(const ClusterConfig& before, ClusterConfig* out) {
 std::shared_ptr<const ClusterConfig> CompileCluster(
     const ec::cluster::v3::Cluster& c, const ec::endpoint::v3::ClusterLoadAssignment* cla,
     uint64_t version, const ClusterConfig* before, Clock::TimePoint now,
-    std::vector<std::string>* warnings) {
+    LocalityInterner& localities, std::vector<std::string>* warnings) {
   auto out = std::make_shared<ClusterConfig>();
   out->name = c.name();
   out->version = version;
@@ -181,7 +200,7 @@ std::shared_ptr<const ClusterConfig> CompileCluster(
   if (c.has_maglev_lb_config() && c.maglev_lb_config().has_table_size()) {
     out->lb.maglev_table_size = c.maglev_lb_config().table_size().value();
   }
-  if (cla != nullptr) AddEndpoints(*cla, now, out.get());
+  if (cla != nullptr) AddEndpoints(*cla, now, localities, out.get());
   if (before != nullptr) CarryJoinTimes(*before, out.get());
   return out;
 }
@@ -262,6 +281,7 @@ std::shared_ptr<const ProxyConfig> BuildProxyConfig(
     config->routes[name] = *table;
   }
 
+  LocalityInterner localities;
   for (const auto& [name, resource] : clusters) {
     ec::cluster::v3::Cluster c;
     if (!UnpackAny(resource->body, &c).ok()) continue;
@@ -291,7 +311,7 @@ std::shared_ptr<const ProxyConfig> BuildProxyConfig(
         before = it->second.get();
       }
     }
-    config->clusters[name] = CompileCluster(c, cla, version, before, now, warnings);
+    config->clusters[name] = CompileCluster(c, cla, version, before, now, localities, warnings);
   }
 
   for (const auto& [name, resource] : listeners) {

@@ -1,6 +1,7 @@
 #include "data-plane/xds/xds_client.h"
 
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 
 #include <chrono>
 #include <random>
@@ -146,6 +147,19 @@ void XdsClient::Run() {
   }
 }
 
+namespace {
+
+// Decoding, validating and compiling an update allocates several times the size of what is
+// kept, interleaved with what is kept. Once the response itself is gone, hand the freed pages
+// back to the kernel instead of leaving them resident until a later update reuses them.
+template <typename Response>
+void ReleaseUpdate(Response* resp) {
+  *resp = Response();
+  malloc_trim(0);
+}
+
+}  // namespace
+
 void XdsClient::RunSotw(const std::string& server) {
   auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
   auto stub = AggregatedDiscoveryService::NewStub(channel);
@@ -218,6 +232,7 @@ void XdsClient::RunSotw(const std::string& server) {
     if (!send(*type, s.ok() ? nullptr : &error) || !resubscribe()) break;
     MaybeInitialized(track[xds::Index(ResourceType::kCluster)].answered &&
                      track[xds::Index(ResourceType::kListener)].answered);
+    if (s.ok()) ReleaseUpdate(&resp);
   }
   EndStream(server, stream->Finish());
 }
@@ -307,6 +322,7 @@ void XdsClient::RunDelta(const std::string& server) {
       if (!stream->Write(ack) || !resubscribe()) break;
       MaybeInitialized(answered[xds::Index(ResourceType::kCluster)] &&
                        answered[xds::Index(ResourceType::kListener)]);
+      if (s.ok()) ReleaseUpdate(&resp);
     }
   }
   EndStream(server, stream->Finish());
