@@ -40,17 +40,19 @@ struct ListenerConfig {
   uint64_t version = 0;  // the resource's content version
 };
 
+// Ordered for size: 10,000 of these in a 1000-cluster mesh (56 bytes each, not 64).
 struct EndpointConfig {
   std::string address;
-  uint16_t port = 0;
-  uint32_t weight = 1;
-  uint32_t priority = 0;
-  uint32_t locality = 0;  // index into ClusterConfig::localities
-  upstream::HealthStatus health = upstream::HealthStatus::kHealthy;
   // When the endpoint appeared as it is now (any change of weight, priority, locality or
   // health counts as new): slow start ramps from here on every worker.
   Clock::TimePoint joined_at{};
+  uint32_t weight = 1;
+  uint32_t priority = 0;
+  uint32_t locality = 0;  // index into ClusterConfig::localities
+  uint16_t port = 0;
+  upstream::HealthStatus health = upstream::HealthStatus::kHealthy;
 };
+static_assert(sizeof(EndpointConfig) <= sizeof(std::string) + 24);
 
 struct ClusterConfig {
   std::string name;
