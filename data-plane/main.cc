@@ -2,6 +2,7 @@
 // ACKs/NACKs what it is sent, keeps its last good config when the control plane goes away, and
 // serves HTTP/1.1 on the listeners that config describes: N workers, each with its own event
 // loop and SO_REUSEPORT sockets, routing and balancing from an immutable snapshot.
+#include <malloc.h>
 #include <signal.h>
 #include <unistd.h>
 
@@ -102,6 +103,11 @@ std::vector<std::pair<std::string, weft::http::Handler>> AdminRoutes(
 }  // namespace
 
 int main(int argc, char** argv) {
+  // glibc raises its mmap threshold to the size of any mmap-ed block that is freed, so after
+  // one large transient (an admin /clusters or /config_dump body, a full xDS response) every
+  // later one lands in a thread's heap and stays resident there once freed. A fixed threshold
+  // keeps large transients in mmap: freed blocks go straight back to the kernel.
+  mallopt(M_MMAP_THRESHOLD, 128 * 1024);
   std::string bootstrap_path;
   std::string log_level = "info";
   std::string admin_override;

@@ -1,5 +1,9 @@
 #include "data-plane/server/proxy_config.h"
 
+#include <string_view>
+#include <tuple>
+#include <unordered_map>
+
 #include "absl/strings/str_cat.h"
 #include "common/proto_util.h"
 #include "common/strings.h"
@@ -46,19 +50,38 @@ upstream::HealthStatus Health(ec::core::v3::HealthStatus status) {
   }
 }
 
-void AddEndpoints(const ec::endpoint::v3::ClusterLoadAssignment& cla, ClusterConfig* out) {
+// A mesh has few localities and many clusters: the clusters compiled in one build share one
+// copy of each (most of them the empty locality).
+class LocalityInterner {
+ public:
+  std::shared_ptr<const upstream::Locality> Get(const ec::core::v3::Locality& l) {
+    auto& slot = by_value_[{l.region(), l.zone(), l.sub_zone()}];
+    if (slot == nullptr) {
+      slot = std::make_shared<const upstream::Locality>(
+          upstream::Locality{l.region(), l.zone(), l.sub_zone()});
+    }
+    return slot;
+  }
+
+ private:
+  std::map<std::tuple<std::string, std::string, std::string>,
+           std::shared_ptr<const upstream::Locality>>
+      by_value_;
+};
+
+void AddEndpoints(const ec::endpoint::v3::ClusterLoadAssignment& cla, Clock::TimePoint now,
+                  LocalityInterner& localities, ClusterConfig* out) {
   bool any_locality_weight = false;
   size_t count = 0;
   for (const auto& locality : cla.endpoints()) count += locality.lb_endpoints_size();
   out->endpoints.reserve(count);
   for (const auto& locality : cla.endpoints()) {
-    upstream::Locality where{locality.locality().region(), locality.locality().zone(),
-                             locality.locality().sub_zone()};
     const auto index = static_cast<uint32_t>(out->localities.size());
-    out->localities.push_back(std::make_shared<const upstream::Locality>(where));
+    out->localities.push_back(localities.Get(locality.locality()));
     if (locality.has_load_balancing_weight()) {
       any_locality_weight = true;
-      out->locality_weights.push_back({where, locality.load_balancing_weight().value()});
+      out->locality_weights.push_back(
+          {*out->localities.back(), locality.load_balancing_weight().value()});
     }
     for (const auto& lb_endpoint : locality.lb_endpoints()) {
       const auto& sa = lb_endpoint.endpoint().address().socket_address();
@@ -71,6 +94,7 @@ void AddEndpoints(const ec::endpoint::v3::ClusterLoadAssignment& cla, ClusterCon
       e.locality = index;
       e.priority = locality.priority();
       e.health = Health(lb_endpoint.health_status());
+      e.joined_at = now;
       out->endpoints.push_back(std::move(e));
     }
   }
@@ -124,9 +148,29 @@ upstream::LbAlgorithm Algorithm(const ec::cluster::v3::Cluster& c, std::string* 
   }
 }
 
+// Endpoints equal to one of `before`'s keep its join time.
+void CarryJoinTimes(const ClusterConfig& before, ClusterConfig* out) {
+  if (before.endpoints.empty() || out->endpoints.empty()) return;
+  std::unordered_map<std::string_view, std::vector<const EndpointConfig*>> by_address;
+  for (const EndpointConfig& e : before.endpoints) by_address[e.address].push_back(&e);
+  for (EndpointConfig& e : out->endpoints) {
+    auto it = by_address.find(e.address);
+    if (it == by_address.end()) continue;
+    for (const EndpointConfig* b : it->second) {
+      if (b->port == e.port && b->weight == e.weight && b->priority == e.priority &&
+          b->health == e.health &&
+          *before.localities[b->locality] == *out->localities[e.locality]) {
+        e.joined_at = b->joined_at;
+        break;
+      }
+    }
+  }
+}
+
 std::shared_ptr<const ClusterConfig> CompileCluster(
     const ec::cluster::v3::Cluster& c, const ec::endpoint::v3::ClusterLoadAssignment* cla,
-    uint64_t version, std::vector<std::string>* warnings) {
+    uint64_t version, const ClusterConfig* before, Clock::TimePoint now,
+    LocalityInterner& localities, std::vector<std::string>* warnings) {
   auto out = std::make_shared<ClusterConfig>();
   out->name = c.name();
   out->version = version;
@@ -156,7 +200,8 @@ std::shared_ptr<const ClusterConfig> CompileCluster(
   if (c.has_maglev_lb_config() && c.maglev_lb_config().has_table_size()) {
     out->lb.maglev_table_size = c.maglev_lb_config().table_size().value();
   }
-  if (cla != nullptr) AddEndpoints(*cla, out.get());
+  if (cla != nullptr) AddEndpoints(*cla, now, localities, out.get());
+  if (before != nullptr) CarryJoinTimes(*before, out.get());
   return out;
 }
 
@@ -212,7 +257,7 @@ std::shared_ptr<const ProxyConfig> BuildProxyConfig(
     const ConfigState::ResourceMap& listeners, const ConfigState::ResourceMap& routes,
     const ConfigState::ResourceMap& clusters, const ConfigState::ResourceMap& endpoints,
     uint64_t generation, const ProxyConfig* previous, std::vector<std::string>* warnings,
-    std::vector<std::string>* errors) {
+    std::vector<std::string>* errors, Clock::TimePoint now) {
   auto config = std::make_shared<ProxyConfig>();
   config->generation = generation;
 
@@ -236,6 +281,7 @@ std::shared_ptr<const ProxyConfig> BuildProxyConfig(
     config->routes[name] = *table;
   }
 
+  LocalityInterner localities;
   for (const auto& [name, resource] : clusters) {
     ec::cluster::v3::Cluster c;
     if (!UnpackAny(resource->body, &c).ok()) continue;
@@ -254,14 +300,18 @@ std::shared_ptr<const ProxyConfig> BuildProxyConfig(
     } else if (c.has_load_assignment()) {
       cla = &c.load_assignment();
     }
+    const ClusterConfig* before = nullptr;
     if (previous != nullptr) {
       auto it = previous->clusters.find(name);
-      if (it != previous->clusters.end() && it->second->version == version) {
-        config->clusters[name] = it->second;
-        continue;
+      if (it != previous->clusters.end()) {
+        if (it->second->version == version) {
+          config->clusters[name] = it->second;
+          continue;
+        }
+        before = it->second.get();
       }
     }
-    config->clusters[name] = CompileCluster(c, cla, version, warnings);
+    config->clusters[name] = CompileCluster(c, cla, version, before, now, localities, warnings);
   }
 
   for (const auto& [name, resource] : listeners) {

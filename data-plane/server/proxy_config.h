@@ -40,14 +40,19 @@ struct ListenerConfig {
   uint64_t version = 0;  // the resource's content version
 };
 
+// Ordered for size: 10,000 of these in a 1000-cluster mesh (56 bytes each, not 64).
 struct EndpointConfig {
   std::string address;
-  uint16_t port = 0;
+  // When the endpoint appeared as it is now (any change of weight, priority, locality or
+  // health counts as new): slow start ramps from here on every worker.
+  Clock::TimePoint joined_at{};
   uint32_t weight = 1;
   uint32_t priority = 0;
   uint32_t locality = 0;  // index into ClusterConfig::localities
+  uint16_t port = 0;
   upstream::HealthStatus health = upstream::HealthStatus::kHealthy;
 };
+static_assert(sizeof(EndpointConfig) <= sizeof(std::string) + 24);
 
 struct ClusterConfig {
   std::string name;
@@ -69,14 +74,15 @@ struct ProxyConfig {
 };
 
 // Compiles the accepted resources. `previous` (may be null) lends unchanged route tables so a
-// routes-only or endpoints-only update does not recompile everything. A route table that fails
+// routes-only or endpoints-only update does not recompile everything, and the join times of
+// endpoints that stay. `now` stamps the endpoints that are new. A route table that fails
 // to compile is an error (the update must be refused, with the field path); a listener this
 // proxy does not serve (no HTTP connection manager) is a warning and is left out.
 std::shared_ptr<const ProxyConfig> BuildProxyConfig(
     const ConfigState::ResourceMap& listeners, const ConfigState::ResourceMap& routes,
     const ConfigState::ResourceMap& clusters, const ConfigState::ResourceMap& endpoints,
     uint64_t generation, const ProxyConfig* previous, std::vector<std::string>* warnings,
-    std::vector<std::string>* errors);
+    std::vector<std::string>* errors, Clock::TimePoint now = RealClock::Get().Now());
 
 // The bootstrap's static listeners and clusters as resources, ready to be served without a
 // control plane (and under the xDS ones, which win on a name clash).

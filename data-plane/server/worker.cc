@@ -208,10 +208,12 @@ class Worker::Impl {
   }
   RouteStats* StatsForRoute(const router::RouteTable& table, const router::Route& route);
   HostStats* StatsForHost(ClusterRuntime& cluster, const upstream::Host& host);
-  ClusterRuntime* FindCluster(std::string_view name) {
-    auto it = clusters_.find(std::string(name));
-    return it == clusters_.end() ? nullptr : it->second.get();
-  }
+  // The cluster's runtime on this worker, built on its first request (see clusters_).
+  ClusterRuntime* FindCluster(std::string_view name);
+  // Hosts, balancer and stats for `cfg`; hosts that `old` (may be null) already has keep
+  // their identity.
+  std::shared_ptr<ClusterRuntime> BuildCluster(const std::shared_ptr<const ClusterConfig>& cfg,
+                                               const ClusterRuntime* old);
   std::shared_ptr<ClusterRuntime> ClusterRef(ClusterRuntime* c);
 
   WorkerOptions options_;
@@ -221,6 +223,9 @@ class Worker::Impl {
   std::atomic<uint64_t>* serving_generation_;
   std::shared_ptr<const WorkerSnapshot> snapshot_;
   std::map<std::string, std::shared_ptr<ListenerRuntime>> listeners_;
+  // Only clusters this worker has routed to. In a large mesh one sidecar talks to few of the
+  // clusters it is sent, and hosts, balancer and stats for every cluster on every worker were
+  // most of the proxy's memory; a runtime is built on first use and then kept up to date.
   std::unordered_map<std::string, std::shared_ptr<ClusterRuntime>> clusters_;
   std::unordered_map<const router::Route*, RouteStats*> route_stats_;
   std::unordered_map<std::string, std::vector<UpstreamConn*>> idle_;
@@ -256,6 +261,66 @@ HostStats* Worker::Impl::StatsForHost(ClusterRuntime& cluster, const upstream::H
     it->second = stats_->Host(absl::StrCat(cluster.config->name, "|", host.hash_key()));
   }
   return it->second;
+}
+
+ClusterRuntime* Worker::Impl::FindCluster(std::string_view name) {
+  std::string key(name);
+  auto it = clusters_.find(key);
+  if (it != clusters_.end()) return it->second.get();
+  if (!snapshot_) return nullptr;
+  auto cfg = snapshot_->config->clusters.find(key);
+  if (cfg == snapshot_->config->clusters.end()) return nullptr;
+  auto runtime = BuildCluster(cfg->second, nullptr);
+  ClusterRuntime* out = runtime.get();
+  clusters_.emplace(std::move(key), std::move(runtime));
+  return out;
+}
+
+std::shared_ptr<ClusterRuntime> Worker::Impl::BuildCluster(
+    const std::shared_ptr<const ClusterConfig>& cfg, const ClusterRuntime* old) {
+  auto runtime = std::make_shared<ClusterRuntime>();
+  runtime->config = cfg;
+  runtime->stats = old != nullptr ? old->stats : stats_->Cluster(cfg->name);
+  // Hosts that stay keep their identity (and with it their in-flight counts and latency
+  // estimate); only new or changed ones are created.
+  std::unordered_map<std::string, upstream::HostPtr> previous;
+  if (old != nullptr) {
+    for (const auto& h : old->hosts.all_hosts()) previous[h->hash_key()] = h;
+  }
+  std::vector<upstream::HostPtr> hosts;
+  hosts.reserve(cfg->endpoints.size());
+  for (const EndpointConfig& e : cfg->endpoints) {
+    auto p =
+        previous.empty() ? previous.end() : previous.find(absl::StrCat(e.address, ":", e.port));
+    if (p != previous.end() && p->second->weight() == e.weight &&
+        p->second->priority() == e.priority &&
+        p->second->locality() == *cfg->localities[e.locality] && p->second->health() == e.health) {
+      hosts.push_back(p->second);
+      continue;
+    }
+    upstream::Host::Options o;
+    o.address = e.address;
+    o.port = e.port;
+    o.weight = e.weight;
+    o.shared_locality = cfg->localities[e.locality];
+    o.priority = e.priority;
+    o.health = e.health;
+    // From the config, not this worker's clock: a runtime built late (first request) must not
+    // put long-standing hosts into slow start, and all workers ramp a host alike.
+    o.created_at = e.joined_at;
+    hosts.push_back(std::make_shared<upstream::Host>(std::move(o)));
+  }
+  runtime->hosts.Update(std::move(hosts), cfg->locality_weights);
+  auto lb = upstream::LoadBalancer::Create(cfg->algorithm, cfg->lb, runtime->hosts,
+                                           &RealClock::Get(), &random_);
+  if (!lb.ok()) {
+    WEFT_LOG(kWarning) << "cluster " << cfg->name << ": " << lb.status().message()
+                       << "; using round robin";
+    lb = upstream::LoadBalancer::Create(upstream::LbAlgorithm::kRoundRobin, upstream::LbConfig{},
+                                        runtime->hosts, &RealClock::Get(), &random_);
+  }
+  runtime->lb = std::move(*lb);
+  return runtime;
 }
 
 std::shared_ptr<ClusterRuntime> Worker::Impl::ClusterRef(ClusterRuntime* c) {
@@ -1306,57 +1371,22 @@ RouteStats* Worker::Impl::StatsForRoute(const router::RouteTable& table,
 void Worker::Impl::Apply(std::shared_ptr<const WorkerSnapshot> snapshot) {
   const ProxyConfig& config = *snapshot->config;
 
-  // Clusters first, so a new listener's routes find them.
+  // Runtimes this worker has built follow the config; the others are built on first use.
   std::unordered_map<std::string, std::shared_ptr<ClusterRuntime>> clusters;
-  for (const auto& [name, cfg] : config.clusters) {
-    auto old = clusters_.find(name);
-    if (old != clusters_.end() && old->second->config == cfg) {
-      clusters[name] = old->second;
-      continue;
-    }
-    auto runtime = std::make_shared<ClusterRuntime>();
-    runtime->config = cfg;
-    runtime->stats = stats_->Cluster(name);
-    // Hosts that stay keep their identity (and with it their in-flight counts and latency
-    // estimate); only new or changed ones are created.
-    std::unordered_map<std::string, upstream::HostPtr> previous;
-    if (old != clusters_.end()) {
-      for (const auto& h : old->second->hosts.all_hosts()) previous[h->hash_key()] = h;
-    }
-    std::vector<upstream::HostPtr> hosts;
-    for (const EndpointConfig& e : cfg->endpoints) {
-      std::string key = absl::StrCat(e.address, ":", e.port);
-      auto p = previous.find(key);
-      if (p != previous.end() && p->second->weight() == e.weight &&
-          p->second->priority() == e.priority &&
-          p->second->locality() == *cfg->localities[e.locality] &&
-          p->second->health() == e.health) {
-        hosts.push_back(p->second);
-        continue;
-      }
-      upstream::Host::Options o;
-      o.address = e.address;
-      o.port = e.port;
-      o.weight = e.weight;
-      o.shared_locality = cfg->localities[e.locality];
-      o.priority = e.priority;
-      o.health = e.health;
-      o.created_at = RealClock::Get().Now();
-      hosts.push_back(std::make_shared<upstream::Host>(std::move(o)));
-    }
-    runtime->hosts.Update(std::move(hosts), cfg->locality_weights);
-    auto lb = upstream::LoadBalancer::Create(cfg->algorithm, cfg->lb, runtime->hosts,
-                                             &RealClock::Get(), &random_);
-    if (!lb.ok()) {
-      WEFT_LOG(kWarning) << "cluster " << name << ": " << lb.status().message()
-                         << "; using round robin";
-      lb = upstream::LoadBalancer::Create(upstream::LbAlgorithm::kRoundRobin, upstream::LbConfig{},
-                                          runtime->hosts, &RealClock::Get(), &random_);
-    }
-    runtime->lb = std::move(*lb);
-    clusters[name] = std::move(runtime);
+  for (auto& [name, old] : clusters_) {
+    auto cfg = config.clusters.find(name);
+    if (cfg == config.clusters.end()) continue;  // removed: in-flight requests hold their own
+    clusters[name] = old->config == cfg->second ? old : BuildCluster(cfg->second, old.get());
   }
   clusters_.swap(clusters);
+  if (options_.index == 0) {
+    // One worker registers every cluster's stats block, so /stats lists each cluster from the
+    // start (merged over workers, one block suffices); the others add theirs on first use.
+    const ProxyConfig* before = snapshot_ ? snapshot_->config.get() : nullptr;
+    for (const auto& [name, cfg] : config.clusters) {
+      if (before == nullptr || !before->clusters.contains(name)) stats_->Cluster(name);
+    }
+  }
 
   std::map<std::string, std::shared_ptr<ListenerRuntime>> listeners;
   for (const auto& [name, cfg] : config.listeners) {

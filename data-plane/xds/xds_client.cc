@@ -1,6 +1,7 @@
 #include "data-plane/xds/xds_client.h"
 
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 
 #include <chrono>
 #include <random>
@@ -146,6 +147,19 @@ void XdsClient::Run() {
   }
 }
 
+namespace {
+
+// Decoding, validating and compiling an update allocates several times the size of what is
+// kept, interleaved with what is kept. Once the response itself is gone, hand the freed pages
+// back to the kernel instead of leaving them resident until a later update reuses them.
+template <typename Response>
+void ReleaseUpdate(Response* resp) {
+  *resp = Response();
+  malloc_trim(0);
+}
+
+}  // namespace
+
 void XdsClient::RunSotw(const std::string& server) {
   auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
   auto stub = AggregatedDiscoveryService::NewStub(channel);
@@ -202,8 +216,9 @@ void XdsClient::RunSotw(const std::string& server) {
   ++stats_.connects;
   stats_.connected = true;
   WEFT_LOG(kInfo) << "xds: connected to " << server << " (SotW)";
-  DiscoveryResponse resp;
-  while (!stop_ && stream->Read(&resp)) {
+  // A fresh message per read: a reused one keeps its cleared resources and their buffers, i.e.
+  // the largest response ever received would stay allocated for the stream's lifetime.
+  for (DiscoveryResponse resp; !stop_ && stream->Read(&resp); resp = DiscoveryResponse()) {
     auto type = xds::ResourceTypeFromUrl(resp.type_url());
     if (!type) continue;
     Track& tr = track[xds::Index(*type)];
@@ -217,6 +232,7 @@ void XdsClient::RunSotw(const std::string& server) {
     if (!send(*type, s.ok() ? nullptr : &error) || !resubscribe()) break;
     MaybeInitialized(track[xds::Index(ResourceType::kCluster)].answered &&
                      track[xds::Index(ResourceType::kListener)].answered);
+    if (s.ok()) ReleaseUpdate(&resp);
   }
   EndStream(server, stream->Finish());
 }
@@ -288,8 +304,9 @@ void XdsClient::RunDelta(const std::string& server) {
     ++stats_.connects;
     stats_.connected = true;
     WEFT_LOG(kInfo) << "xds: connected to " << server << " (Delta)";
-    DeltaDiscoveryResponse resp;
-    while (!stop_ && stream->Read(&resp)) {
+    // Fresh per read, as in RunSotw.
+    for (DeltaDiscoveryResponse resp; !stop_ && stream->Read(&resp);
+         resp = DeltaDiscoveryResponse()) {
       auto type = xds::ResourceTypeFromUrl(resp.type_url());
       if (!type) continue;
       absl::Status s = Apply(*type, absl::StrCat("nonce ", resp.nonce()), [&](ConfigState& state) {
@@ -305,6 +322,7 @@ void XdsClient::RunDelta(const std::string& server) {
       if (!stream->Write(ack) || !resubscribe()) break;
       MaybeInitialized(answered[xds::Index(ResourceType::kCluster)] &&
                        answered[xds::Index(ResourceType::kListener)]);
+      if (s.ok()) ReleaseUpdate(&resp);
     }
   }
   EndStream(server, stream->Finish());

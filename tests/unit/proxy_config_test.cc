@@ -218,5 +218,44 @@ TEST_CASE("proxy config: unchanged route tables are reused, changed ones recompi
   CHECK(third->routes.at("routes") != first->routes.at("routes"));
 }
 
+TEST_CASE("proxy config: endpoints that stay keep their join time, new or changed ones get now") {
+  Inputs in;
+  Add<envoy::config::cluster::v3::Cluster>(&in.clusters, R"(
+name: api
+type: EDS
+eds_cluster_config: { eds_config: { ads: {} } }
+)");
+  auto endpoints = [&](const std::string& second_weight, const std::string& third) {
+    Add<envoy::config::endpoint::v3::ClusterLoadAssignment>(&in.endpoints, std::string(R"(
+cluster_name: api
+endpoints:
+- lb_endpoints:
+  - endpoint: { address: { socket_address: { address: 10.0.0.1, port_value: 80 } } }
+  - endpoint: { address: { socket_address: { address: 10.0.0.2, port_value: 80 } } }
+    load_balancing_weight: )") + second_weight + R"(
+  - endpoint: { address: { socket_address: { address: 10.0.0.1, port_value: )" +
+                                                                               third + " } } }\n");
+  };
+  const Clock::TimePoint t0 = Clock::TimePoint{} + std::chrono::seconds(100);
+  const Clock::TimePoint t1 = t0 + std::chrono::seconds(5);
+  endpoints("2", "81");
+  auto first = BuildProxyConfig(in.listeners, in.routes, in.clusters, in.endpoints, 1, nullptr,
+                                &in.warnings, &in.errors, t0);
+  const ClusterConfig& a = *first->clusters.at("api");
+  REQUIRE(a.endpoints.size() == 3);
+  for (const EndpointConfig& e : a.endpoints) CHECK(e.joined_at == t0);
+
+  // Same address, other port: a new endpoint. Weight changed: new too (slow start again).
+  endpoints("3", "82");
+  auto second = BuildProxyConfig(in.listeners, in.routes, in.clusters, in.endpoints, 2, first.get(),
+                                 &in.warnings, &in.errors, t1);
+  const ClusterConfig& b = *second->clusters.at("api");
+  REQUIRE(b.endpoints.size() == 3);
+  CHECK(b.endpoints[0].joined_at == t0);
+  CHECK(b.endpoints[1].joined_at == t1);
+  CHECK(b.endpoints[2].port == 82);
+  CHECK(b.endpoints[2].joined_at == t1);
+}
+
 }  // namespace
 }  // namespace weft::proxy
