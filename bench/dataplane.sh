@@ -5,7 +5,6 @@
 #
 #   bench/dataplane.sh [--quick] [--workers "1 2"] [--rounds 3] [--duration 10s] [--rate 1000]
 #                      [--bin-dir build/bin] [--out FILE] [--pin] [--keep] [--no-install]
-#                      [--busy-poll-us 100]   (0: no "weft-spin" row)
 #
 # Per worker count W, each system runs with W workers (nginx worker_processes, HAProxy nbthread,
 # weft-proxy's bootstrap `concurrency`); the origin nginx also gets W workers. Per round, each
@@ -16,8 +15,6 @@
 #   3. fixed rate (--rate, 1000 rps): latency p50/p90/p99 and the proxy's CPU seconds per 1000
 #      requests, from utime+stime in /proc/PID/stat (all threads, all worker processes).
 # RSS idle is read once per system, after its readiness probe and before any load.
-# "weft-spin" is weft-proxy with --busy-poll-us N (opt-in: polls instead of sleeping while a
-# request waits for its upstream), beside the default "weft".
 #
 # Everything lives in a scratch dir (configs, pid and log files, nginx temp paths): no system
 # config, no /var/log. Servers run in the foreground as children of this script and are stopped
@@ -44,7 +41,6 @@ out=""
 pin=0
 keep=0
 install=1
-busy_poll_us=100
 
 usage() { sed -n '2,7p' "$0" | sed 's/^# \{0,1\}//'; }
 
@@ -60,7 +56,6 @@ while (($#)); do
     --pin) pin=1 ;;
     --keep) keep=1 ;;
     --no-install) install=0 ;;
-    --busy-poll-us) busy_poll_us=$2; shift ;;
     -h|--help) usage; exit 0 ;;
     *) echo "dataplane.sh: unknown argument $1" >&2; usage >&2; exit 2 ;;
   esac
@@ -260,42 +255,6 @@ print(f"requests={len(rows)} duration_us={span} errors=0 non2xx={bad} "
   parse_result "$out"
 }
 
-# Starts weft-cp + weft-proxy as system $1 (port[$1] must be set) with --busy-poll-us $2, and
-# adds $1 to systems when it serves through its listener.
-start_weft() {
-  local name=$1 spin=$2 cp_pid admin state
-  local tag=$name-$W
-  mkdir -p "$work/$tag-config"
-  render "$here/weft-resources.yaml" "$work/$tag-config/bench.yaml" PORT="${port[$name]}" \
-    UPSTREAM_PORT="$up_port"
-  start "$tag-cp" "$bin_dir/weft-cp" --config-dir "$work/$tag-config" \
-    --xds-address 127.0.0.1:0 --admin-address 127.0.0.1:0 --api-address 127.0.0.1:0 \
-    --ready-file "$work/$tag-cp.ready" --log-level warning
-  cp_pid=$started_pid
-  if ! wait_file "$work/$tag-cp.ready" 10; then
-    log "$name: weft-cp did not start:"
-    tail -20 "$work/logs/$tag-cp.out" >&2 || true
-    printf '%s\t%s\tnot serving (weft-cp did not start)\n' "$W" "$name" >>"$skipped"
-    return
-  fi
-  render "$here/weft-bootstrap.yaml" "$work/$tag-bootstrap.yaml" \
-    XDS_PORT="$(json_field "$work/$tag-cp.ready" xds_port)" WORKERS="$W"
-  start "$tag-proxy" "$bin_dir/weft-proxy" --bootstrap "$work/$tag-bootstrap.yaml" \
-    --ready-file "$work/$tag-proxy.ready" --log-level warning --busy-poll-us "$spin"
-  pid[$name]=$started_pid
-  if wait_file "$work/$tag-proxy.ready" 10 && wait_http "${port[$name]}" 5; then
-    systems+=("$name")
-    return
-  fi
-  admin=$(json_field "$work/$tag-proxy.ready" admin_port 2>/dev/null || echo "")
-  state=""
-  [ -n "$admin" ] && state=$(curl -s --max-time 1 "127.0.0.1:$admin/ready" || true)
-  log "$name: not serving (no 200 with the 1 KB body through 127.0.0.1:${port[$name]} after" \
-    "5 s; proxy /ready: ${state:-no answer})"
-  printf '%s\t%s\tnot serving\n' "$W" "$name" >>"$skipped"
-  kill -TERM "${pid[$name]}" "$cp_pid" 2>/dev/null || true
-}
-
 # --- CPU placement ---------------------------------------------------------------------------
 set_pinning() {
   load_cpu=()
@@ -323,9 +282,8 @@ log "scratch dir $work; workers '$workers_list', $rounds round(s) of $duration; 
 
 for W in $workers_list; do
   set_pinning "$W"
-  read -r up_port hap_port ngx_port weft_port spin_port < <(free_ports 5)
-  declare -A port=([direct]=$up_port [haproxy]=$hap_port [nginx]=$ngx_port [weft]=$weft_port
-    [weft-spin]=$spin_port)
+  read -r up_port hap_port ngx_port weft_port < <(free_ports 4)
+  declare -A port=([direct]=$up_port [haproxy]=$hap_port [nginx]=$ngx_port [weft]=$weft_port)
   declare -A pid=() rss_idle=()
 
   render "$here/upstream-nginx.conf" "$work/upstream-$W.conf" DIR="$work" WORKERS="$W" \
@@ -352,11 +310,40 @@ for W in $workers_list; do
     wait_http "${port[$s]}" 10 || { log "$s did not start:"; tail -20 "$work/logs/"*"$s"*"-$W".* >&2 || true; exit 1; }
   done
 
-  # weft: weft-cp serves the raw resources; weft-proxy gets them over ADS. "weft-spin" is the
-  # same with --busy-poll-us (opt-in), measured beside it, with its own weft-cp and port.
+  # weft: weft-cp serves the raw resources; weft-proxy gets them over ADS. Until the proxy's
+  # data path exists, the probe through its listener fails and weft is reported, not measured.
   if [ -x "$bin_dir/weft-cp" ] && [ -x "$bin_dir/weft-proxy" ]; then
-    start_weft weft 0
-    ((busy_poll_us > 0)) && start_weft weft-spin "$busy_poll_us"
+    mkdir -p "$work/weft-config-$W"
+    render "$here/weft-resources.yaml" "$work/weft-config-$W/bench.yaml" PORT="$weft_port" \
+      UPSTREAM_PORT="$up_port"
+    start "weft-cp-$W" "$bin_dir/weft-cp" --config-dir "$work/weft-config-$W" \
+      --xds-address 127.0.0.1:0 --admin-address 127.0.0.1:0 --api-address 127.0.0.1:0 \
+      --ready-file "$work/weft-cp-$W.ready" --log-level warning
+    cp_pid=$started_pid
+    if wait_file "$work/weft-cp-$W.ready" 10; then
+      render "$here/weft-bootstrap.yaml" "$work/weft-bootstrap-$W.yaml" \
+        XDS_PORT="$(json_field "$work/weft-cp-$W.ready" xds_port)" WORKERS="$W"
+      start "weft-proxy-$W" "$bin_dir/weft-proxy" --bootstrap "$work/weft-bootstrap-$W.yaml" \
+        --ready-file "$work/weft-proxy-$W.ready" --log-level warning
+      pid[weft]=$started_pid
+      if wait_file "$work/weft-proxy-$W.ready" 10 && wait_http "$weft_port" 5; then
+        systems+=(weft)
+      else
+        admin=$(json_field "$work/weft-proxy-$W.ready" admin_port 2>/dev/null || echo "")
+        state=""
+        if [ -n "$admin" ]; then
+          state=$(curl -s --max-time 1 "127.0.0.1:$admin/ready" || true)
+        fi
+        log "weft: not serving (no 200 with the 1 KB body through 127.0.0.1:$weft_port after 5 s;" \
+          "proxy /ready: ${state:-no answer})"
+        printf '%s\tweft\tnot serving\n' "$W" >>"$skipped"
+        kill -TERM "${pid[weft]}" "$cp_pid" 2>/dev/null || true
+      fi
+    else
+      log "weft-cp did not start:"
+      tail -20 "$work/logs/weft-cp-$W.out" >&2 || true
+      printf '%s\tweft\tnot serving (weft-cp did not start)\n' "$W" >>"$skipped"
+    fi
   else
     log "weft: $bin_dir/weft-cp or weft-proxy missing (build first or pass --bin-dir)"
     printf '%s\tweft\tnot built\n' "$W" >>"$skipped"

@@ -115,7 +115,6 @@ int main(int argc, char** argv) {
   std::string access_log;
   int64_t concurrency = -1;
   int64_t max_connections = -1;
-  int64_t busy_poll_us = -1;
   weft::FlagSet flags("weft-proxy", "--bootstrap FILE");
   flags.String("bootstrap", &bootstrap_path,
                "bootstrap YAML: node, xDS servers, admin address, static resources");
@@ -128,9 +127,6 @@ int main(int argc, char** argv) {
                "JSON access log: a file, or - for stdout (overrides the bootstrap)");
   flags.Int("max-connections", &max_connections,
             "downstream connections across workers (overrides the bootstrap; 0: unlimited)");
-  flags.Int("busy-poll-us", &busy_poll_us,
-            "poll this long instead of sleeping while a request waits for its upstream "
-            "(overrides the bootstrap; 0: never)");
   if (auto s = flags.Parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "weft-proxy: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -180,8 +176,6 @@ int main(int argc, char** argv) {
   server_options.bind_address = bootstrap.bind_address();
   server_options.max_connections =
       static_cast<size_t>(max_connections >= 0 ? max_connections : bootstrap.max_connections());
-  server_options.busy_poll =
-      std::chrono::microseconds(busy_poll_us >= 0 ? busy_poll_us : bootstrap.busy_poll_us());
   *server_options.static_resources.mutable_listeners() = bootstrap.static_resources().listeners();
   *server_options.static_resources.mutable_clusters() = bootstrap.static_resources().clusters();
   auto server = weft::proxy::ProxyServer::Create(std::move(server_options));

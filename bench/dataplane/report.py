@@ -12,7 +12,7 @@ import csv
 import statistics
 import sys
 
-ORDER = ["direct", "haproxy", "nginx", "weft", "weft-spin"]
+ORDER = ["direct", "haproxy", "nginx", "weft"]
 
 
 def median(rows, key):

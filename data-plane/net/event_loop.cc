@@ -80,19 +80,15 @@ void EventLoop::RunPosted() {
 void EventLoop::Run() {
   constexpr int kMaxEvents = 256;
   epoll_event events[kMaxEvents];
-  Clock::time_point last_event = Clock::now();
   for (;;) {
     if (stop_) break;
     int timeout_ms = -1;
-    if (busy_poll_holds_ > 0 && now_ - last_event < busy_poll_) {
-      timeout_ms = 0;
-    } else if (tick_) {
+    if (tick_) {
       auto left = std::chrono::duration_cast<std::chrono::milliseconds>(next_tick_ - Clock::now());
       timeout_ms = left.count() < 0 ? 0 : static_cast<int>(left.count()) + 1;
     }
     int n = epoll_wait(epoll_fd_, events, kMaxEvents, timeout_ms);
     now_ = Clock::now();
-    if (n > 0) last_event = now_;
     for (int i = 0; i < n; ++i) {
       auto* handler = static_cast<EventHandler*>(events[i].data.ptr);
       if (handler == nullptr) {

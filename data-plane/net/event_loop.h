@@ -55,14 +55,6 @@ class EventLoop {
   // Calls `fn` about every `interval` on the loop thread (timeouts, flushing logs).
   void SetTick(std::chrono::milliseconds interval, std::function<void()> fn);
 
-  // While something holds it, and for at most `window` after the last event, poll without
-  // sleeping. Waking a sleeping thread costs tens of microseconds on a VM (the vCPU halts), and
-  // an upstream's answer on a local network usually arrives sooner than that. The proxy holds
-  // it while a request waits for its upstream. Zero (the default) never spins.
-  void SetBusyPoll(std::chrono::microseconds window) { busy_poll_ = window; }
-  void HoldBusyPoll() { ++busy_poll_holds_; }
-  void ReleaseBusyPoll() { --busy_poll_holds_; }
-
   // Runs until Stop(); returns on the loop's thread.
   void Run();
   void Stop();  // thread-safe
@@ -79,8 +71,6 @@ class EventLoop {
   Clock::time_point now_ = Clock::now();
   std::vector<std::unique_ptr<Deferred>> deferred_;
   std::chrono::milliseconds tick_interval_{100};
-  std::chrono::microseconds busy_poll_{0};
-  int busy_poll_holds_ = 0;
   std::function<void()> tick_;
   Clock::time_point next_tick_ = Clock::now();
 

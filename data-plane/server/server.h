@@ -3,7 +3,6 @@
 // the admin endpoints that describe the data path (/listeners, /clusters, /stats).
 #pragma once
 
-#include <chrono>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -22,7 +21,6 @@ struct ServerOptions {
   std::string access_log_path;  // "" off, "-" stdout
   size_t max_connections = 0;   // whole process; 0 unlimited
   std::string bind_address;     // replaces every listener's host when set (bootstrap field)
-  std::chrono::microseconds busy_poll{0};  // bootstrap busy_poll_us
   bootstrap::v1::StaticResources static_resources;
 };
 

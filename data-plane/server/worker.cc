@@ -181,7 +181,6 @@ class Worker::Impl {
     if (!loop.ok()) return loop.status();
     loop_ = std::move(*loop);
     loop_->SetTick(std::chrono::milliseconds(50), [this] { Tick(); });
-    loop_->SetBusyPoll(options_.busy_poll);
     return absl::OkStatus();
   }
 
@@ -439,8 +438,6 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   void CloseAfterFlush();
   void Flush();
   void WriteUpstream();
-  // Keeps the worker's loop polling while this connection's request waits for its upstream.
-  void HoldBusyPoll(bool hold);
   void AccessLog();
 
   Worker::Impl* worker_;
@@ -450,7 +447,6 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   net::Buffer out_;
   State state_ = State::kHead;
   bool closed_ = false;
-  bool busy_poll_held_ = false;
   bool peer_eof_ = false;
   bool read_paused_ = false;
   bool readable_ = false;  // see UpstreamConn
@@ -844,18 +840,6 @@ void HttpConnection::WriteUpstream() {
   if (up_ == nullptr || !up_->connected_) return;
   if (!up_->out_.WriteTo(up_->fd_)) {
     UpstreamGone();
-    return;
-  }
-  if (rq_) HoldBusyPoll(true);
-}
-
-void HttpConnection::HoldBusyPoll(bool hold) {
-  if (busy_poll_held_ == hold) return;
-  busy_poll_held_ = hold;
-  if (hold) {
-    worker_->loop_->HoldBusyPoll();
-  } else {
-    worker_->loop_->ReleaseBusyPoll();
   }
 }
 
@@ -1126,7 +1110,6 @@ void HttpConnection::FinishRequest() {
   }
   AccessLog();
   const bool keep_alive = rq.keep_alive;
-  HoldBusyPoll(false);
   rq_.reset();
   idle_since_ = worker_->loop_->now();
   if (keep_alive) {
@@ -1193,7 +1176,6 @@ void HttpConnection::CloseAfterFlush() {
 void HttpConnection::Close() {
   if (closed_) return;
   closed_ = true;
-  HoldBusyPoll(false);
   if (rq_) {
     // Abandoned mid-request: account for it so the gauges return to zero.
     Request& rq = *rq_;

@@ -5,7 +5,6 @@
 #pragma once
 
 #include <atomic>
-#include <chrono>
 #include <memory>
 #include <string>
 #include <thread>
@@ -57,8 +56,6 @@ struct WorkerOptions {
   std::shared_ptr<AccessLogSink> access_log;  // may be null
   // Per-worker cap on downstream connections; beyond it new connections are closed at once.
   size_t max_connections = 0;  // 0: unlimited
-  // See the bootstrap's busy_poll_us; 0: never spin.
-  std::chrono::microseconds busy_poll{0};
   // Upstream connections kept idle per host and worker.
   size_t max_idle_per_host = 64;
 };

@@ -9,10 +9,8 @@
 #include <atomic>
 #include <catch2/catch.hpp>
 #include <functional>
-#include <iterator>
 #include <map>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "tests/e2e/e2e_util.h"
@@ -142,11 +140,11 @@ struct Mesh {
   int admin_port = 0;
   int port = 0;  // the proxy's "http" listener
 
-  explicit Mesh(int workers = 2, std::vector<std::string> proxy_args = {}) {
+  explicit Mesh(int workers = 2) {
     for (const char* name : {"a", "b", "c"}) upstreams[name] = StartUpstream(dir, name);
     WriteConfig(Routes(), All());
     cp.Start();
-    StartProxy(workers, std::move(proxy_args));
+    StartProxy(workers);
   }
   ~Mesh() {
     if (CurrentTestFailed() && proxy) {
@@ -160,7 +158,7 @@ struct Mesh {
                               Cluster("b", {upstreams["b"].port}) +
                               Cluster("c", {upstreams["c"].port}) + Cluster("rr", rr));
   }
-  void StartProxy(int workers, std::vector<std::string> extra_args = {}) {
+  void StartProxy(int workers) {
     std::string bootstrap = dir.Join("bootstrap.yaml");
     REQUIRE(WriteFileAtomic(bootstrap,
                             "node: { id: sidecar-1, cluster: web }\n"
@@ -172,11 +170,9 @@ struct Mesh {
                                 std::to_string(workers) + "\n"));
     std::string ready = dir.Join("proxy.ready");
     std::string error;
-    std::vector<std::string> args = {BinDir() + "/weft-proxy", "--bootstrap", bootstrap,
-                                     "--ready-file",           ready,         "--access-log",
-                                     dir.Join("access.log")};
-    args.insert(args.end(), extra_args.begin(), extra_args.end());
-    proxy = Subprocess::Start(args, {}, dir.Join("proxy.log"), &error);
+    proxy = Subprocess::Start({BinDir() + "/weft-proxy", "--bootstrap", bootstrap, "--ready-file",
+                               ready, "--access-log", dir.Join("access.log")},
+                              {}, dir.Join("proxy.log"), &error);
     INFO(error);
     REQUIRE(proxy);
     REQUIRE(WaitFor([&] { return ReadFile(ready).has_value(); }, seconds(10)));
@@ -419,37 +415,6 @@ TEST_CASE("proxy_http: keep-alive, pipelining, chunked and streamed bodies, 100-
   ClientResponse r10 = old.Raw("GET /x HTTP/1.0\r\nHost: t\r\n\r\n");
   CHECK(r10.status == 200);
   CHECK(old.PeerClosed(seconds(2)));
-}
-
-// utime + stime of a process, in seconds.
-double CpuSeconds(pid_t pid) {
-  auto stat = ReadFile("/proc/" + std::to_string(pid) + "/stat");
-  REQUIRE(stat.has_value());
-  // Fields after the parenthesized command: state is field 3, utime 14, stime 15.
-  std::istringstream in(stat->substr(stat->rfind(')') + 2));
-  std::vector<std::string> f{std::istream_iterator<std::string>(in), {}};
-  REQUIRE(f.size() > 13);
-  return (std::stod(f[11]) + std::stod(f[12])) / static_cast<double>(sysconf(_SC_CLK_TCK));
-}
-
-TEST_CASE("proxy_http: busy polling serves the same and spins only briefly, while a request waits",
-          "[e2e][proxy]") {
-  Mesh mesh(1, {"--busy-poll-us", "500"});
-  HttpClient client(mesh.port);
-  int failures = 0;
-  auto seen = Spread(client, 300, "/anything", &failures);
-  CHECK(failures == 0);
-  CHECK(seen["a"] == 100);
-  CHECK(seen["b"] == 100);
-  CHECK(seen["c"] == 100);
-  // Idle: the loop sleeps. A spin that outlived its requests would burn a whole core here.
-  double before = CpuSeconds(mesh.proxy->pid());
-  std::this_thread::sleep_for(milliseconds(1000));
-  CHECK(CpuSeconds(mesh.proxy->pid()) - before < 0.3);
-  // A slow upstream: the spin window ends long before the answer, so waiting costs no core.
-  before = CpuSeconds(mesh.proxy->pid());
-  CHECK(client.Get("/delay/1000", {{"x-pick", "b"}}).status == 200);
-  CHECK(CpuSeconds(mesh.proxy->pid()) - before < 0.5);
 }
 
 TEST_CASE("proxy_http: the route timeout answers 504 and the connection stays usable",
