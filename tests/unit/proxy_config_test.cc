@@ -9,6 +9,7 @@
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "tests/unit/resource_util.h"
 
 namespace weft::proxy {
 namespace {
@@ -19,9 +20,8 @@ void Add(ConfigState::ResourceMap* map, std::string_view yaml) {
   auto s = YamlToProto(yaml, "test.yaml", &m);
   INFO(s.message());
   REQUIRE(s.ok());
-  auto r = xds::MakeResource(PackAny(m));
-  REQUIRE(r.ok());
-  (*map)[(*r)->name] = *r;
+  auto r = testing::Res(m);
+  (*map)[r->name] = r;
 }
 
 constexpr std::string_view kHcmListener = R"(

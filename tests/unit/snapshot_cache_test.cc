@@ -9,6 +9,7 @@
 #include "control-plane/cache/snapshot_cache.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
+#include "tests/unit/resource_util.h"
 
 namespace weft::cp {
 namespace {
@@ -19,9 +20,7 @@ xds::ResourcePtr Cluster(const std::string& name, int timeout_s = 1) {
   envoy::config::cluster::v3::Cluster c;
   c.set_name(name);
   c.mutable_connect_timeout()->set_seconds(timeout_s);
-  auto r = xds::MakeResource(PackAny(c));
-  REQUIRE(r.ok());
-  return *r;
+  return testing::Res(c);
 }
 
 xds::ResourcePtr Endpoints(const std::string& name, int port) {
@@ -33,9 +32,7 @@ xds::ResourcePtr Endpoints(const std::string& name, int port) {
       ->mutable_address()
       ->mutable_socket_address()
       ->set_port_value(port);
-  auto r = xds::MakeResource(PackAny(cla));
-  REQUIRE(r.ok());
-  return *r;
+  return testing::Res(cla);
 }
 
 SnapshotPtr Build(std::vector<xds::ResourcePtr> rs) {

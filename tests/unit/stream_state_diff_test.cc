@@ -17,6 +17,7 @@
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb.h"
+#include "tests/unit/resource_util.h"
 #include "tests/unit/stream_state_reference.h"
 
 namespace weft::cp {
@@ -30,11 +31,7 @@ using xds::ResourceType;
 
 constexpr int kPerType = 6;  // names 0..5 may exist; 6 and 7 never do
 
-xds::ResourcePtr Res(const google::protobuf::Message& m) {
-  auto r = xds::MakeResource(PackAny(m));
-  REQUIRE(r.ok());
-  return *r;
-}
+using testing::Res;
 
 std::string NameFor(ResourceType t, int i) {
   switch (t) {

@@ -9,6 +9,7 @@
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
+#include "tests/unit/resource_util.h"
 
 namespace weft::cp {
 namespace {
@@ -19,11 +20,7 @@ using envoy::service::discovery::v3::DiscoveryRequest;
 using envoy::service::discovery::v3::DiscoveryResponse;
 using xds::ResourceType;
 
-xds::ResourcePtr Res(const google::protobuf::Message& m) {
-  auto r = xds::MakeResource(PackAny(m));
-  REQUIRE(r.ok());
-  return *r;
-}
+using testing::Res;
 
 xds::ResourcePtr Cluster(const std::string& name, int timeout_s = 1) {
   envoy::config::cluster::v3::Cluster c;
