@@ -52,9 +52,4 @@ NameId NameTable::Intern(std::string_view name) {
   return id;
 }
 
-size_t NameTable::size() const {
-  std::shared_lock lock(mu_);
-  return next_;
-}
-
 }  // namespace weft::cp

@@ -41,7 +41,6 @@ class NameTable {
   const std::string& Name(NameId id) const {
     return chunks_[id >> kChunkBits].load(std::memory_order_acquire)[id & kChunkMask];
   }
-  size_t size() const;
 
   NameTable() = default;
   ~NameTable();

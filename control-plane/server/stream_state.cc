@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <functional>
 #include <mutex>
+#include <span>
 #include <string_view>
 #include <unordered_map>
 
@@ -57,25 +58,38 @@ bool SortedContains(const std::vector<NameId>& v, NameId id) {
   return std::binary_search(v.begin(), v.end(), id);
 }
 
+// Merges `ops` into `sorted` (ascending ids, no duplicates) in one pass: for each id only its
+// last op counts, and it replaces any element with that id by what `emit` appends (nothing,
+// for a removal). Subscription sets and sent/acked version maps both change this way.
+template <typename T, typename Op, typename ElemId, typename OpId, typename Emit>
+std::vector<T> MergeOps(std::span<const T> sorted, std::vector<Op>* ops, ElemId elem_id, OpId op_id,
+                        Emit emit) {
+  std::stable_sort(ops->begin(), ops->end(),
+                   [&](const Op& a, const Op& b) { return op_id(a) < op_id(b); });
+  std::vector<T> out;
+  out.reserve(sorted.size() + ops->size());
+  size_t i = 0;
+  for (size_t j = 0; j < ops->size();) {
+    NameId id = op_id((*ops)[j]);
+    while (j + 1 < ops->size() && op_id((*ops)[j + 1]) == id) ++j;  // the last op for id wins
+    const Op& op = (*ops)[j++];
+    while (i < sorted.size() && elem_id(sorted[i]) < id) out.push_back(sorted[i++]);
+    if (i < sorted.size() && elem_id(sorted[i]) == id) ++i;
+    emit(op, &out);
+  }
+  out.insert(out.end(), sorted.begin() + static_cast<ptrdiff_t>(i), sorted.end());
+  return out;
+}
+
 // Inserts (true) and erases (false) applied in order to a sorted set of ids.
 void ApplySetOps(std::vector<NameId>* set, std::vector<std::pair<NameId, bool>>* ops) {
   if (ops->empty()) return;
-  std::stable_sort(ops->begin(), ops->end(),
-                   [](const auto& a, const auto& b) { return a.first < b.first; });
-  std::vector<NameId> out;
-  out.reserve(set->size() + ops->size());
-  size_t i = 0;
-  for (size_t j = 0; j < ops->size();) {
-    NameId id = (*ops)[j].first;
-    while (j + 1 < ops->size() && (*ops)[j + 1].first == id) ++j;  // the last op for id wins
-    bool insert = (*ops)[j].second;
-    ++j;
-    while (i < set->size() && (*set)[i] < id) out.push_back((*set)[i++]);
-    if (i < set->size() && (*set)[i] == id) ++i;
-    if (insert) out.push_back(id);
-  }
-  while (i < set->size()) out.push_back((*set)[i++]);
-  *set = std::move(out);
+  *set = MergeOps(
+      std::span<const NameId>(*set), ops, [](NameId id) { return id; },
+      [](const std::pair<NameId, bool>& op) { return op.first; },
+      [](const std::pair<NameId, bool>& op, std::vector<NameId>* out) {
+        if (op.second) out->push_back(op.first);
+      });
 }
 
 bool ByName(const Snapshot::Entry* a, const Snapshot::Entry* b) {
@@ -344,24 +358,12 @@ std::optional<uint64_t> VersionMap::Find(NameId id) const {
 
 void VersionMap::Apply(std::vector<Change>* changes) {
   if (changes->empty()) return;
-  std::stable_sort(changes->begin(), changes->end(),
-                   [](const Change& a, const Change& b) { return a.id < b.id; });
-  const Item* old = begin();
-  const size_t n = size();
-  std::vector<Item> out;
-  out.reserve(n + changes->size());
-  size_t i = 0;
-  for (size_t j = 0; j < changes->size();) {
-    NameId id = (*changes)[j].id;
-    while (j + 1 < changes->size() && (*changes)[j + 1].id == id) ++j;  // the last one wins
-    const Change& c = (*changes)[j];
-    ++j;
-    while (i < n && old[i].id < id) out.push_back(old[i++]);
-    if (i < n && old[i].id == id) ++i;
-    if (!c.erase) out.push_back(MakeItem(id, c.version));
-  }
-  while (i < n) out.push_back(old[i++]);
-  Assign(std::move(out));
+  Assign(MergeOps(
+      std::span<const Item>(begin(), size()), changes, [](const Item& item) { return item.id; },
+      [](const Change& c) { return c.id; },
+      [](const Change& c, std::vector<Item>* out) {
+        if (!c.erase) out->push_back(MakeItem(c.id, c.version));
+      }));
 }
 
 void VersionMap::Assign(std::vector<Item> items) {
