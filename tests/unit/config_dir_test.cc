@@ -225,7 +225,8 @@ TEST_CASE("changes are picked up, a bad file keeps its last good resources, dele
   SECTION("adding a file") {
     dir.Write("sub/dir/b.yaml", Clusters({"b"}));
     REQUIRE(WaitFor([&] { return source->Current().resources.size() == 2; }));
-    CHECK(w.calls.load() >= 1);
+    // The callback runs after the new state is published, so it may trail Current().
+    CHECK(WaitFor([&] { return w.calls.load() >= 1; }));
     CHECK(source->Current().generation > initial.generation);
   }
 
@@ -235,7 +236,7 @@ TEST_CASE("changes are picked up, a bad file keeps its last good resources, dele
       auto s = source->Current();
       return s.resources.size() == 1 && s.resources[0]->version != a_version;
     }));
-    CHECK(w.calls.load() >= 1);
+    CHECK(WaitFor([&] { return w.calls.load() >= 1; }));
   }
 
   SECTION("a file turning bad keeps serving its last good version, then recovers") {
@@ -273,6 +274,7 @@ TEST_CASE("changes are picked up, a bad file keeps its last good resources, dele
     dir.Write("a.yaml", Clusters({"a"}));
     dir.Write("z.yaml", Clusters({"z"}));  // a marker that the rescan happened
     REQUIRE(WaitFor([&] { return source->Current().resources.size() == 2; }));
+    REQUIRE(WaitFor([&] { return w.calls.load() >= 1; }));
     int calls = w.calls.load();
     dir.Write("a.yaml", Clusters({"a"}));
     std::this_thread::sleep_for(std::chrono::milliseconds(300));
