@@ -1,6 +1,5 @@
 #include "data-plane/xds/xds_client.h"
 
-#include <grpcpp/grpcpp.h>
 #include <malloc.h>
 
 #include <chrono>
@@ -9,11 +8,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/log.h"
 #include "common/strings.h"
-#include "envoy/service/discovery/v3/ads.grpc.pb.h"
+#include "data-plane/grpc_client/stream.h"
+#include "envoy/service/discovery/v3/discovery.pb.h"
 
 namespace weft::proxy {
 
-using envoy::service::discovery::v3::AggregatedDiscoveryService;
 using envoy::service::discovery::v3::DeltaDiscoveryRequest;
 using envoy::service::discovery::v3::DeltaDiscoveryResponse;
 using envoy::service::discovery::v3::DiscoveryRequest;
@@ -28,8 +27,19 @@ std::chrono::milliseconds ToMs(const google::protobuf::Duration& d,
   return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
 }
 
+constexpr char kSotwMethod[] =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/StreamAggregatedResources";
+constexpr char kDeltaMethod[] =
+    "/envoy.service.discovery.v3.AggregatedDiscoveryService/DeltaAggregatedResources";
+
 // gRPC's INVALID_ARGUMENT, the code Envoy puts in a NACK's error_detail.
 constexpr int kInvalidArgument = 3;
+
+grpc_client::StreamOptions StreamOptions() {
+  grpc_client::StreamOptions options;
+  options.user_agent = "weft-proxy";
+  return options;
+}
 
 // Which of the dependent types the proxy subscribes to by name.
 constexpr ResourceType kNamedTypes[] = {ResourceType::kEndpoint, ResourceType::kRoute};
@@ -46,7 +56,7 @@ XdsClient::~XdsClient() {
   stop_ = true;
   {
     std::lock_guard lock(mu_);
-    if (context_ != nullptr) context_->TryCancel();
+    if (stream_ != nullptr) stream_->Cancel();
   }
   if (thread_.joinable()) thread_.join();
 }
@@ -80,19 +90,33 @@ void XdsClient::SleepBackoff(int attempt) {
   }
 }
 
-bool XdsClient::BeginStream(grpc::ClientContext* ctx) {
+bool XdsClient::BeginStream(grpc_client::Stream* stream) {
   std::lock_guard lock(mu_);
   if (stop_) return false;
-  context_ = ctx;
+  stream_ = stream;
   return true;
 }
 
-void XdsClient::EndStream(const std::string& server, const grpc::Status& status) {
-  ++stats_.disconnects;
-  WEFT_LOG(kWarning) << "xds: stream to " << server << " ended: " << status.error_message()
-                     << " (keeping last good config)";
+bool XdsClient::OpenStream(grpc_client::Stream* stream, const std::string& server,
+                           const char* method) {
+  if (!BeginStream(stream)) return false;
+  absl::Status s = stream->Start(server, method);
+  if (s.ok()) return true;
+  EndStream(server, s, false);
+  return false;
+}
+
+void XdsClient::EndStream(const std::string& server, const absl::Status& status,
+                          bool was_connected) {
+  if (was_connected) {
+    ++stats_.disconnects;
+    WEFT_LOG(kWarning) << "xds: stream to " << server << " ended: " << status.message()
+                       << " (keeping last good config)";
+  } else if (!stop_) {
+    WEFT_LOG(kWarning) << "xds: cannot open a stream to " << server << ": " << status.message();
+  }
   std::lock_guard lock(mu_);
-  context_ = nullptr;
+  stream_ = nullptr;
 }
 
 absl::Status XdsClient::Apply(ResourceType type, const std::string& what,
@@ -161,11 +185,8 @@ void ReleaseUpdate(Response* resp) {
 }  // namespace
 
 void XdsClient::RunSotw(const std::string& server) {
-  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
-  auto stub = AggregatedDiscoveryService::NewStub(channel);
-  grpc::ClientContext ctx;
-  if (!BeginStream(&ctx)) return;
-  auto stream = stub->StreamAggregatedResources(&ctx);
+  grpc_client::Stream stream(StreamOptions());
+  if (!OpenStream(&stream, server, kSotwMethod)) return;
   struct Track {
     std::string version;
     std::string nonce;
@@ -189,7 +210,7 @@ void XdsClient::RunSotw(const std::string& server) {
       req.mutable_error_detail()->set_message(*error);
     }
     tr.requested = true;
-    return stream->Write(req);
+    return stream.Write(req);
   };
   // Named subscriptions follow what the accepted clusters and listeners need.
   auto resubscribe = [&]() {
@@ -208,9 +229,7 @@ void XdsClient::RunSotw(const std::string& server) {
   };
   if (!send(ResourceType::kCluster, nullptr) || !send(ResourceType::kListener, nullptr) ||
       !resubscribe()) {
-    stream->Finish();
-    std::lock_guard lock(mu_);
-    context_ = nullptr;
+    EndStream(server, stream.Finish(), false);
     return;
   }
   ++stats_.connects;
@@ -218,7 +237,7 @@ void XdsClient::RunSotw(const std::string& server) {
   WEFT_LOG(kInfo) << "xds: connected to " << server << " (SotW)";
   // A fresh message per read: a reused one keeps its cleared resources and their buffers, i.e.
   // the largest response ever received would stay allocated for the stream's lifetime.
-  for (DiscoveryResponse resp; !stop_ && stream->Read(&resp); resp = DiscoveryResponse()) {
+  for (DiscoveryResponse resp; !stop_ && stream.Read(&resp); resp = DiscoveryResponse()) {
     auto type = xds::ResourceTypeFromUrl(resp.type_url());
     if (!type) continue;
     Track& tr = track[xds::Index(*type)];
@@ -234,15 +253,12 @@ void XdsClient::RunSotw(const std::string& server) {
                      track[xds::Index(ResourceType::kListener)].answered);
     if (s.ok()) ReleaseUpdate(&resp);
   }
-  EndStream(server, stream->Finish());
+  EndStream(server, stream.Finish(), true);
 }
 
 void XdsClient::RunDelta(const std::string& server) {
-  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
-  auto stub = AggregatedDiscoveryService::NewStub(channel);
-  grpc::ClientContext ctx;
-  if (!BeginStream(&ctx)) return;
-  auto stream = stub->DeltaAggregatedResources(&ctx);
+  grpc_client::Stream stream(StreamOptions());
+  if (!OpenStream(&stream, server, kDeltaMethod)) return;
   std::array<std::set<std::string>, xds::kResourceTypeCount> subscribed;
   std::array<bool, xds::kResourceTypeCount> answered{};
   bool node_sent = false;
@@ -277,7 +293,7 @@ void XdsClient::RunDelta(const std::string& server) {
         if (!wanted.contains(n)) req.add_resource_names_unsubscribe(n);
       }
       have = std::move(wanted);
-      if (!stream->Write(req)) return false;
+      if (!stream.Write(req)) return false;
     }
     return true;
   };
@@ -285,7 +301,7 @@ void XdsClient::RunDelta(const std::string& server) {
   for (ResourceType t : {ResourceType::kCluster, ResourceType::kListener}) {
     DeltaDiscoveryRequest req = base_request(t);
     initial_versions(t, &req);
-    ok = ok && stream->Write(req);
+    ok = ok && stream.Write(req);
   }
   for (ResourceType t : kNamedTypes) {
     std::set<std::string> wanted;
@@ -298,14 +314,14 @@ void XdsClient::RunDelta(const std::string& server) {
     for (const std::string& n : wanted) req.add_resource_names_subscribe(n);
     initial_versions(t, &req);
     subscribed[xds::Index(t)] = std::move(wanted);
-    ok = ok && stream->Write(req);
+    ok = ok && stream.Write(req);
   }
   if (ok) {
     ++stats_.connects;
     stats_.connected = true;
     WEFT_LOG(kInfo) << "xds: connected to " << server << " (Delta)";
     // Fresh per read, as in RunSotw.
-    for (DeltaDiscoveryResponse resp; !stop_ && stream->Read(&resp);
+    for (DeltaDiscoveryResponse resp; !stop_ && stream.Read(&resp);
          resp = DeltaDiscoveryResponse()) {
       auto type = xds::ResourceTypeFromUrl(resp.type_url());
       if (!type) continue;
@@ -319,13 +335,13 @@ void XdsClient::RunDelta(const std::string& server) {
         ack.mutable_error_detail()->set_code(kInvalidArgument);
         ack.mutable_error_detail()->set_message(std::string(s.message()));
       }
-      if (!stream->Write(ack) || !resubscribe()) break;
+      if (!stream.Write(ack) || !resubscribe()) break;
       MaybeInitialized(answered[xds::Index(ResourceType::kCluster)] &&
                        answered[xds::Index(ResourceType::kListener)]);
       if (s.ok()) ReleaseUpdate(&resp);
     }
   }
-  EndStream(server, stream->Finish());
+  EndStream(server, stream.Finish(), ok);
 }
 
 }  // namespace weft::proxy

@@ -17,10 +17,9 @@
 #include "envoy/config/core/v3/base.pb.h"
 #include "weft/bootstrap/v1/bootstrap.pb.h"
 
-namespace grpc {
-class ClientContext;
-class Status;
-}  // namespace grpc
+namespace weft::grpc_client {
+class Stream;
+}  // namespace weft::grpc_client
 
 namespace weft::proxy {
 
@@ -59,9 +58,12 @@ class XdsClient {
   void RunSotw(const std::string& server);
   void RunDelta(const std::string& server);
   void SleepBackoff(int attempt);
-  // Registers the stream's context so the destructor can cancel it; false once stopping.
-  bool BeginStream(grpc::ClientContext* ctx);
-  void EndStream(const std::string& server, const grpc::Status& status);
+  // Registers the stream so the destructor can cancel it; false once stopping.
+  bool BeginStream(grpc_client::Stream* stream);
+  // BeginStream + Start; false (logged) when stopping or the server cannot be reached.
+  bool OpenStream(grpc_client::Stream* stream, const std::string& server, const char* method);
+  // Unregisters it; logs and counts a disconnect when the stream had been up.
+  void EndStream(const std::string& server, const absl::Status& status, bool was_connected);
   // Applies one response under the lock, counts and logs the outcome; the error (if any) is
   // the NACK's error_detail. `what` names the response in logs ("version 3", "nonce 7").
   absl::Status Apply(xds::ResourceType type, const std::string& what,
@@ -72,10 +74,10 @@ class XdsClient {
   envoy::config::core::v3::Node node_;
   bootstrap::v1::Xds config_;
   OnUpdate on_update_;
-  mutable std::mutex mu_;  // guards state_, last_rejection_, context_
+  mutable std::mutex mu_;  // guards state_, last_rejection_, stream_
   ConfigState state_;
   std::string last_rejection_;
-  grpc::ClientContext* context_ = nullptr;
+  grpc_client::Stream* stream_ = nullptr;
   std::atomic<bool> stop_{false};
   std::atomic<bool> initialized_{false};
   XdsClientStats stats_;
