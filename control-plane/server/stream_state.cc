@@ -782,6 +782,10 @@ absl::Status StreamState::OnDeltaRequest(const DeltaDiscoveryRequest& request) {
     ApplySetOps(&names, &name_ops);
     ts.names.Assign(std::move(names));
   }
+  // A wildcard subscription gets an answer even when there is nothing to send (an empty mesh,
+  // or a reconnect holding everything current): the client learns the set is empty rather
+  // than waiting for an initial fetch timeout before it reports ready.
+  if (first && ts.wildcard) ts.must_respond = true;
   ts.sent.Apply(&sent_changes);
   ts.acked.Apply(&acked_changes);
   if (first || request.resource_names_subscribe_size() > 0 ||
@@ -857,7 +861,9 @@ bool StreamState::NextDelta(WireResponse* out) {
       ts.full = ts.touched = false;
       ts.pending.clear();
       if (defer_removals && !removals.empty()) ts.pending = removals;
-      if (updates.empty() && !send_removals) continue;
+      const bool must_respond = ts.must_respond;
+      ts.must_respond = false;
+      if (updates.empty() && !send_removals && !must_respond) continue;
 
       std::vector<VersionMap::Change> sent_changes;
       sent_changes.reserve(updates.size() + (send_removals ? removals.size() : 0));

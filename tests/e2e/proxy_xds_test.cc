@@ -120,6 +120,18 @@ TEST_CASE("weft-proxy over SotW ADS: warm, ACK, survive and resync with the cont
   RunScenario("SOTW");
 }
 
+TEST_CASE("weft-proxy on an empty mesh is ready once the control plane says there is nothing") {
+  CpFixture cp;
+  cp.Start();
+  for (std::string_view mode : {"DELTA", "SOTW"}) {
+    Proxy proxy;
+    proxy.Start(cp.xds_port(), mode, std::string("empty-") + std::string(mode));
+    INFO(mode);
+    CHECK(WaitFor([&] { return HttpGet(proxy.admin_port, "/ready").status == 200; },
+                  std::chrono::seconds(5)));
+  }
+}
+
 TEST_CASE("Only the sidecars of a Service get its inbound listener") {
   CpFixture cp;
   cp.Write("mesh.yaml",

@@ -315,6 +315,8 @@ absl::Status StreamState::OnDeltaRequest(const DeltaDiscoveryRequest& request) {
       ts.acked.erase(name);
     }
   }
+  // The first wildcard request is answered even with nothing to send.
+  if (first && ts.wildcard) ts.must_respond = true;
   ts.requested = true;
   ts.dirty = true;
   return absl::OkStatus();
@@ -360,7 +362,9 @@ bool StreamState::NextDelta(DeltaDiscoveryResponse* out) {
            types_[xds::Index(xds::ResourceType::kRoute)].dirty);
       const bool send_removals = !defer_removals && !removals.empty();
       ts.dirty = defer_removals && !removals.empty();
-      if (updates.empty() && !send_removals) continue;
+      const bool must_respond = ts.must_respond;
+      ts.must_respond = false;
+      if (updates.empty() && !send_removals && !must_respond) continue;
 
       out->Clear();
       ts.inflight.clear();

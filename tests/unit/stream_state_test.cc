@@ -323,6 +323,37 @@ TEST_CASE("Delta: only changes go out, deletions as removed_resources") {
   CHECK_FALSE(s->NextDelta(&resp));
 }
 
+TEST_CASE("Delta: a wildcard subscription is answered even when there is nothing to send") {
+  Fixture f;
+  f.Set({Endpoints("e", 1)});  // no clusters, no listeners
+  auto s = f.NewStream(StreamState::Mode::kDelta);
+  DeltaDiscoveryResponse resp;
+  REQUIRE(s->OnDeltaRequest(Delta(ResourceType::kCluster)).ok());
+  REQUIRE(s->OnDeltaRequest(Delta(ResourceType::kListener, {"*"})).ok());
+  std::map<std::string, std::string> nonces;  // type URL -> nonce
+  for (int i = 0; i < 2; ++i) {
+    REQUIRE(s->NextDelta(&resp));
+    CHECK(resp.resources().empty());
+    CHECK(resp.removed_resources().empty());
+    CHECK_FALSE(resp.nonce().empty());
+    nonces[resp.type_url()] = resp.nonce();
+  }
+  CHECK(nonces.size() == 2);
+  CHECK(nonces.contains(std::string(xds::TypeUrl(ResourceType::kCluster))));
+  CHECK(nonces.contains(std::string(xds::TypeUrl(ResourceType::kListener))));
+  // ACKed, nothing more: the empty answer is once per subscription, not per request.
+  for (auto& [type_url, nonce] : nonces) {
+    DeltaDiscoveryRequest ack;
+    ack.set_type_url(type_url);
+    ack.set_response_nonce(nonce);
+    REQUIRE(s->OnDeltaRequest(ack).ok());
+  }
+  CHECK_FALSE(s->NextDelta(&resp));
+  // A named subscription to something absent is not answered (clients time those out).
+  REQUIRE(s->OnDeltaRequest(Delta(ResourceType::kRoute, {"missing"})).ok());
+  CHECK_FALSE(s->NextDelta(&resp));
+}
+
 TEST_CASE("Delta: reconnect with initial_resource_versions gets only what differs") {
   Fixture f;
   f.Set({Cluster("a"), Cluster("b"), Cluster("c")});
