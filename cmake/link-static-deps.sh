@@ -13,7 +13,11 @@ for a in "$@"; do
     args+=("$a")
   fi
 done
+# libprotobuf.so brings zlib as its own dependency; its archive needs it named.
+if [[ " ${archives[*]} " == */libprotobuf.a\ * ]]; then
+  zlib=$("${args[0]}" -print-file-name=libz.a)
+  if [[ -f $zlib ]]; then archives+=("$zlib"); else args+=(-lz); fi
+fi
 # The archives reference each other (Abseil's pieces, protobuf → zlib) in no fixed order: one
 # group lets the linker resolve them in as many passes as it needs.
-exec "${args[@]}" -Wl,--start-group "${archives[@]}" -Wl,-Bstatic -lz -Wl,-Bdynamic -Wl,--end-group \
-  -static-libstdc++ -static-libgcc
+exec "${args[@]}" -Wl,--start-group "${archives[@]}" -Wl,--end-group -static-libstdc++ -static-libgcc
