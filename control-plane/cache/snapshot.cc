@@ -71,6 +71,24 @@ std::shared_ptr<const std::string> Snapshot::Memo(int kind, xds::ResourceType ty
   return bytes;
 }
 
+std::shared_ptr<const void> Snapshot::MemoObject(
+    int kind, xds::ResourceType type, const std::shared_ptr<const void>& subset,
+    const std::function<std::shared_ptr<const void>()>& build) const {
+  std::lock_guard lock(memo_mu_);
+  ObjectEntry& e = objects_[{kind, type, subset.get()}];
+  if (e.object != nullptr && e.subset.lock() == subset) return e.object;
+  e.subset = subset;
+  e.object = build();
+  if (objects_.size() >= objects_sweep_at_) {
+    // Selections of subscriptions nobody holds any more.
+    std::erase_if(objects_, [](const auto& kv) {
+      return std::get<2>(kv.first) != nullptr && kv.second.subset.expired();
+    });
+    objects_sweep_at_ = 2 * objects_.size() + 64;
+  }
+  return e.object;
+}
+
 size_t Snapshot::size() const {
   size_t n = 0;
   for (const auto& m : by_type_) n += m.size();

@@ -59,11 +59,21 @@ class Snapshot {
   std::shared_ptr<const std::string> Memo(int kind, xds::ResourceType type,
                                           const std::shared_ptr<const void>& subset,
                                           const std::function<std::string()>& build) const;
+  // The same for any object many streams derive alike (a subscription's resources in response
+  // order with their versions), held with the snapshot while `subset` lives: unlike response
+  // bytes nobody else keeps it between two streams' turns. `kind` names the object's type.
+  std::shared_ptr<const void> MemoObject(
+      int kind, xds::ResourceType type, const std::shared_ptr<const void>& subset,
+      const std::function<std::shared_ptr<const void>()>& build) const;
 
  private:
   struct MemoEntry {
     std::weak_ptr<const void> subset;
     std::weak_ptr<const std::string> bytes;
+  };
+  struct ObjectEntry {
+    std::weak_ptr<const void> subset;
+    std::shared_ptr<const void> object;
   };
   std::array<ResourceMap, xds::kResourceTypeCount> by_type_;
   std::array<std::string, xds::kResourceTypeCount> versions_;
@@ -73,6 +83,8 @@ class Snapshot {
   mutable std::mutex memo_mu_;
   mutable std::map<std::tuple<int, xds::ResourceType, const void*>, MemoEntry> memo_;
   mutable size_t memo_sweep_at_ = 64;
+  mutable std::map<std::tuple<int, xds::ResourceType, const void*>, ObjectEntry> objects_;
+  mutable size_t objects_sweep_at_ = 64;
 };
 using SnapshotPtr = std::shared_ptr<const Snapshot>;
 

@@ -174,6 +174,8 @@ void PutControlPlane(std::string* out, uint32_t field) {
 // Snapshot::Memo kinds.
 constexpr int kSotwBody = 0;
 constexpr int kDeltaBody = 1;
+// Snapshot::MemoObject kinds.
+constexpr int kSotwSelection = 0;  // SotwSelection
 
 // DiscoveryResponse: version_info = 1, resources = 2, type_url = 4, nonce = 5,
 // control_plane = 6. The body is the resources.
@@ -414,6 +416,50 @@ SnapshotPtr StreamState::CurrentSnapshot() const {
   return cache_->ForNode(node_.id(), node_.cluster());
 }
 
+namespace {
+
+// A SotW subscription's view of one snapshot: the resources it selects in response order
+// (snapshot order for a wildcard, by name otherwise), their versions by id, and the version
+// string of a named subscription.
+struct SotwSelection {
+  std::vector<const Snapshot::Entry*> relevant;
+  VersionMap versions;
+  std::string version;
+};
+
+SotwSelection SelectSotw(const Snapshot& snap, xds::ResourceType type, bool wildcard,
+                         const std::vector<NameId>& names) {
+  SotwSelection sel;
+  if (wildcard) {
+    for (const Snapshot::Entry& e : snap.entries(type)) sel.relevant.push_back(&e);
+  } else {
+    sel.relevant.reserve(names.size());
+    for (NameId id : names) {
+      if (const Snapshot::Entry* e = snap.Find(type, id)) sel.relevant.push_back(e);
+    }
+    std::sort(sel.relevant.begin(), sel.relevant.end(), ByName);
+    StreamingHash hash;
+    for (const Snapshot::Entry* e : sel.relevant) {
+      hash.Add(e->resource->name);
+      hash.Add("\n");
+      hash.Add(e->resource->version_text);
+      hash.Add("\n");
+    }
+    sel.version = HexVersion(hash.value());
+  }
+  std::vector<VersionMap::Item> items;
+  items.reserve(sel.relevant.size());
+  for (const Snapshot::Entry* e : sel.relevant) {
+    items.push_back(VersionMap::MakeItem(e->id, e->resource->version));
+  }
+  std::sort(items.begin(), items.end(),
+            [](const VersionMap::Item& a, const VersionMap::Item& b) { return a.id < b.id; });
+  sel.versions.Assign(std::move(items));
+  return sel;
+}
+
+}  // namespace
+
 bool StreamState::Subscribed(const TypeState& ts, NameId id) const {
   return ts.wildcard || ts.names.Contains(id);
 }
@@ -590,76 +636,71 @@ bool StreamState::NextSotw(WireResponse* out) {
     ts.touched = false;
     if (!ts.requested) continue;
 
-    std::vector<const Snapshot::Entry*> relevant;
-    bool collected = false;
-    auto collect = [&] {
-      collected = true;
-      if (ts.wildcard) {
-        for (const Snapshot::Entry& e : snap->entries(type)) relevant.push_back(&e);
-      } else {
-        for (NameId id : ts.names.ids()) {
-          if (const Snapshot::Entry* e = snap->Find(type, id)) relevant.push_back(e);
+    // What the subscription selects in this snapshot. Every stream with the same subscription
+    // (the same interned name set, or wildcard) gets the same selection: build it once.
+    std::shared_ptr<const SotwSelection> sel;
+    if (ts.wildcard || ts.names.shared()) {
+      std::shared_ptr<const void> subset;
+      if (!ts.wildcard) subset = ts.names.shared();
+      sel = std::static_pointer_cast<const SotwSelection>(
+          snap->MemoObject(kSotwSelection, type, subset, [&]() -> std::shared_ptr<const void> {
+            return std::make_shared<const SotwSelection>(
+                SelectSotw(*snap, type, ts.wildcard, ts.names.ids()));
+          }));
+    } else {
+      sel = std::make_shared<const SotwSelection>(
+          SelectSotw(*snap, type, ts.wildcard, ts.names.ids()));
+    }
+    const std::vector<const Snapshot::Entry*>& relevant = sel->relevant;
+    // Ids whose version differs from what the client was sent, by one merge of two id-sorted
+    // arrays rather than a lookup per resource.
+    std::vector<NameId> differ_ids;
+    {
+      const VersionMap::Item* a = sel->versions.begin();
+      const VersionMap::Item* a_end = sel->versions.end();
+      const VersionMap::Item* b = ts.sent.begin();
+      const VersionMap::Item* b_end = ts.sent.end();
+      for (; a != a_end; ++a) {
+        while (b != b_end && b->id < a->id) ++b;
+        if (b == b_end || b->id != a->id || b->version() != a->version()) {
+          differ_ids.push_back(a->id);
         }
-        std::sort(relevant.begin(), relevant.end(), ByName);
       }
-    };
-    bool changed = ts.must_respond;
+    }
+    bool changed = ts.must_respond || !differ_ids.empty();
+    // A previously sent resource that is gone: for LDS/CDS (full state) and for a still
+    // subscribed name, the client must hear about it.
     if (!changed && full) {
-      collect();
-      for (const Snapshot::Entry* e : relevant) {
-        auto v = ts.sent.Find(e->id);
-        if (!v || *v != e->resource->version) changed = true;
-      }
-      // A previously sent resource that is gone: for LDS/CDS (full state) and for a still
-      // subscribed name, the client must hear about it.
-      if (!changed) {
-        for (const VersionMap::Item& item : ts.sent) {
-          if (snap->Find(type, item.id) == nullptr && Subscribed(ts, item.id)) changed = true;
-        }
+      for (const VersionMap::Item& item : ts.sent) {
+        if (snap->Find(type, item.id) == nullptr && Subscribed(ts, item.id)) changed = true;
       }
     } else if (!changed) {
       SortUnique(&pending);
       for (NameId id : pending) {
-        const Snapshot::Entry* e = snap->Find(type, id);
-        auto v = ts.sent.Find(id);
-        bool subscribed = Subscribed(ts, id);
-        if (e != nullptr && subscribed && (!v || *v != e->resource->version)) changed = true;
-        if (e == nullptr && v && subscribed) changed = true;
+        if (snap->Find(type, id) == nullptr && ts.sent.Contains(id) && Subscribed(ts, id)) {
+          changed = true;
+        }
       }
     }
     if (!changed) continue;
-    if (!collected) collect();
 
-    std::vector<VersionMap::Item> sent;
-    sent.reserve(relevant.size());
     // LDS and CDS responses are the full set; RDS, EDS and SDS may carry only what changed
     // since the last push, so one endpoint change is one ClusterLoadAssignment on the wire,
     // not all of them. The version still names the whole subscribed set.
     const bool partial = !xds::IsFullStateType(type);
     std::vector<const Snapshot::Entry*> differing;
-    StreamingHash hash;
-    for (const Snapshot::Entry* e : relevant) {
-      const xds::Resource& r = *e->resource;
-      if (!ts.wildcard) {
-        hash.Add(r.name);
-        hash.Add("\n");
-        hash.Add(r.version_text);
-        hash.Add("\n");
-      }
-      auto prev = ts.sent.Find(e->id);
-      if (!prev || *prev != r.version) {
+    if (!differ_ids.empty()) {
+      for (const Snapshot::Entry* e : relevant) {
+        if (!std::binary_search(differ_ids.begin(), differ_ids.end(), e->id)) continue;
         MarkDependencies(type, *e, false);
         if (partial) differing.push_back(e);
       }
-      sent.push_back(VersionMap::MakeItem(e->id, r.version));
     }
-    std::sort(sent.begin(), sent.end(),
-              [](const VersionMap::Item& a, const VersionMap::Item& b) { return a.id < b.id; });
-    ts.sent.Assign(std::move(sent));
+    ts.sent = sel->versions;
     FlushDependencies();
     // A wildcard subscription holds exactly the snapshot's resources of the type, whose
     // version is this same hash.
-    ts.sent_version = ts.wildcard ? snap->version(type) : HexVersion(hash.value());
+    ts.sent_version = ts.wildcard ? snap->version(type) : sel->version;
     ts.nonce = NextNonce();
     ts.sent_at = clock_->Now();
     ts.awaiting_ack = true;

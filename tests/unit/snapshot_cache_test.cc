@@ -134,5 +134,38 @@ TEST_CASE("memoized bytes are shared while held, per subset object") {
   CHECK(builds == 6);
 }
 
+TEST_CASE("memoized objects live with the snapshot while their subset does") {
+  auto snap = Build({Cluster("a")});
+  int builds = 0;
+  auto build = [&]() -> std::shared_ptr<const void> {
+    ++builds;
+    return std::make_shared<const int>(builds);
+  };
+  auto subset = std::make_shared<const std::vector<int>>(std::vector<int>{1});
+  auto x = snap->MemoObject(0, ResourceType::kEndpoint, subset, build);
+  auto y = snap->MemoObject(0, ResourceType::kEndpoint, subset, build);
+  CHECK(x == y);
+  CHECK(builds == 1);
+  // Nobody else holds it: still shared (streams take turns, none keeps the selection).
+  x.reset();
+  y.reset();
+  auto z = snap->MemoObject(0, ResourceType::kEndpoint, subset, build);
+  CHECK(*std::static_pointer_cast<const int>(z) == 1);
+  CHECK(builds == 1);
+  snap->MemoObject(0, ResourceType::kEndpoint, nullptr, build);
+  snap->MemoObject(1, ResourceType::kEndpoint, subset, build);
+  CHECK(builds == 3);
+  // A new subset at the address of a dead one is not mistaken for it.
+  const void* address = subset.get();
+  subset.reset();
+  for (int i = 0; i < 200 && builds < 1000; ++i) {
+    auto fresh = std::make_shared<const std::vector<int>>(std::vector<int>{2});
+    int before = builds;
+    snap->MemoObject(0, ResourceType::kEndpoint, fresh, build);
+    CHECK(builds == before + 1);
+    if (fresh.get() == address) break;
+  }
+}
+
 }  // namespace
 }  // namespace weft::cp
