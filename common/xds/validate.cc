@@ -795,6 +795,11 @@ void ValidateHttpConnectionManager(const HttpConnectionManager& hcm, ValidationE
       errors->Add("one of rds or route_config must be set");
       break;
   }
+  for (int i = 0; i < hcm.upgrade_configs_size(); ++i) {
+    if (hcm.upgrade_configs(i).upgrade_type().empty()) {
+      errors->AddAt(Indexed("upgrade_configs", i) + ".upgrade_type", "must not be empty");
+    }
+  }
   const int n = hcm.http_filters_size();
   for (int i = 0; i < n; ++i) {
     Scope s(errors, Indexed("http_filters", i));

@@ -4,6 +4,7 @@
 #include <tuple>
 #include <unordered_map>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/proto_util.h"
 #include "common/strings.h"
@@ -248,6 +249,10 @@ std::shared_ptr<const ListenerConfig> CompileListener(const ec::listener::v3::Li
     http.limits.max_head_bytes = size_t{hcm.max_request_headers_kb().value()} * 1024;
   }
   if (hcm.has_generate_request_id()) http.generate_request_id = hcm.generate_request_id().value();
+  for (const auto& upgrade : hcm.upgrade_configs()) {
+    if (upgrade.has_enabled() && !upgrade.enabled().value()) continue;
+    http.upgrade_types.push_back(absl::AsciiStrToLower(upgrade.upgrade_type()));
+  }
   return out;
 }
 

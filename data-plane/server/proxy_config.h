@@ -31,6 +31,10 @@ struct HttpListenerSettings {
   http1::Limits limits;
   bool generate_request_id = true;
   uint32_t max_requests_per_connection = 0;  // 0: unlimited
+  // HCM upgrade_configs that are enabled, lowercased ("websocket"): such an upgrade is passed to
+  // the upstream and, once it answers 101, the connection becomes a byte tunnel. Others have
+  // their Upgrade header dropped, as Envoy does without upgrade_configs.
+  std::vector<std::string> upgrade_types;
 };
 
 struct ListenerConfig {

@@ -381,7 +381,8 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   std::list<HttpConnection*>::iterator self_;
 
  private:
-  enum class State { kHead, kBody, kWaitResponse, kClosing };
+  // kTunnel: an upgrade the upstream accepted (101); bytes flow both ways until it closes.
+  enum class State { kHead, kBody, kWaitResponse, kTunnel, kClosing };
 
   struct Request {
     Clock::time_point start;
@@ -407,6 +408,7 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
     HostStats* host_stats = nullptr;
     const std::vector<router::HeaderOp>* response_ops = nullptr;
     std::string upstream_head;  // kept for a retry while nothing of the body went out
+    std::string upgrade;        // the Upgrade asked for, when the listener allows it
     uint32_t retries_left = 0;
     bool reused_connection = false;
     Clock::time_point deadline = Clock::time_point::max();
@@ -429,6 +431,8 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   void ConnectFailed(const char* why);
   void ReadUpstream();
   void ProcessResponse();
+  void StartTunnel(const http1::MessageHead& head);
+  void TunnelPump();
   void UpstreamGone();
   void SendLocal(int status, std::string_view body, std::string_view extra_headers = {},
                  const char* flags = "-");
@@ -454,6 +458,7 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   bool close_after_response_ = false;
   bool processing_ = false;  // inside Process(): completions must not re-enter it
   bool write_shut_ = false;
+  bool upstream_write_shut_ = false;  // tunnel: the client's half-close, passed on
   uint32_t requests_ = 0;
   Clock::time_point idle_since_;
   Clock::time_point head_started_{};
@@ -496,6 +501,10 @@ void HttpConnection::ReadDownstream() {
 void HttpConnection::Process() {
   processing_ = true;
   while (!closed_) {
+    if (state_ == State::kTunnel) {
+      TunnelPump();
+      break;
+    }
     if (state_ == State::kClosing) {
       in_.Clear();
       if (peer_eof_ && out_.empty()) Close();
@@ -721,6 +730,20 @@ void HttpConnection::StartRequest() {
     headers_.Set("x-request-id", rq.request_id);
   }
   if (!headers_.Get("x-forwarded-proto")) headers_.Add("x-forwarded-proto", "http");
+  // An upgrade the listener's upgrade_configs allow goes upstream as such (without a body: a
+  // WebSocket handshake is a GET); any other loses its hop-by-hop Upgrade header above.
+  if (head_.upgrade && rq.body_done) {
+    for (const http1::Header& h : head_.headers) {
+      if (!http1::EqualsIgnoreCase(h.name, "upgrade")) continue;
+      for (const std::string& type : settings.upgrade_types) {
+        if (http1::EqualsIgnoreCase(h.value, type)) rq.upgrade.assign(h.value);
+      }
+    }
+    if (!rq.upgrade.empty()) {
+      headers_.Add("connection", "upgrade");
+      headers_.Add("upgrade", rq.upgrade);
+    }
+  }
   router::ApplyHeaderOps(entry != nullptr ? entry->request_header_ops : route->request_header_ops(),
                          &headers_);
   rq.response_ops = entry != nullptr ? &entry->response_header_ops : &route->response_header_ops();
@@ -869,6 +892,10 @@ void HttpConnection::OnUpstreamEvents(UpstreamConn* up, uint32_t events) {
   if (events & EPOLLOUT) {
     WriteUpstream();
     if (closed_ || up_ == nullptr) return;
+    if (state_ == State::kTunnel) {
+      TunnelPump();  // a half-close waiting for the client's bytes to drain goes out now
+      if (closed_ || up_ != up) return;
+    }
     if (read_paused_ && up_->out_.size() < kLowWater) {
       read_paused_ = false;
       ReadDownstream();
@@ -906,6 +933,10 @@ void HttpConnection::ReadUpstream() {
 
 void HttpConnection::ProcessResponse() {
   if (!rq_ || up_ == nullptr) return;
+  if (state_ == State::kTunnel) {
+    TunnelPump();
+    return;
+  }
   Request& rq = *rq_;
   UpstreamConn* up = up_;
   while (!rq.response_started) {
@@ -926,6 +957,10 @@ void HttpConnection::ProcessResponse() {
       return;
     }
     if (head.status < 200) {
+      if (head.status == 101 && !rq.upgrade.empty()) {
+        StartTunnel(head);
+        return;
+      }
       // Interim responses (100 Continue, 103) were answered or are dropped here; the final one
       // follows on the same connection.
       up->in_.Consume(head.head_size);
@@ -1021,6 +1056,64 @@ void HttpConnection::ProcessResponse() {
     return;
   }
   if (out_.size() > kHighWater) up->read_paused_ = true;
+  Flush();
+}
+
+// The upstream accepted the upgrade: its 101 goes to the client, then both connections carry
+// opaque bytes. The route timeout no longer applies; the tunnel lasts while both ends want it.
+void HttpConnection::StartTunnel(const http1::MessageHead& head) {
+  Request& rq = *rq_;
+  rq.response_started = true;
+  rq.status = 101;
+  rq.keep_alive = false;
+  rq.deadline = Clock::time_point::max();
+  std::string_view upgrade = rq.upgrade;
+  HeaderList response_headers;
+  for (const http1::Header& h : head.headers) {
+    if (http1::EqualsIgnoreCase(h.name, "upgrade")) upgrade = h.value;
+    if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
+    response_headers.AddView(h.name, h.value);
+  }
+  if (rq.response_ops != nullptr) router::ApplyHeaderOps(*rq.response_ops, &response_headers);
+  scratch_.clear();
+  absl::StrAppend(&scratch_, "HTTP/1.1 101 ",
+                  Sv(head.reason.empty() ? http::ReasonPhrase(101) : head.reason), "\r\n");
+  response_headers.AppendTo(&scratch_);
+  absl::StrAppend(&scratch_, "connection: upgrade\r\nupgrade: ", Sv(upgrade), "\r\n\r\n");
+  out_.Append(scratch_);
+  up_->in_.Consume(head.head_size);  // the views above are no longer needed
+  state_ = State::kTunnel;
+  TunnelPump();
+}
+
+// Moves what either side sent to the other, passes the client's half-close on, and ends the
+// exchange once the upstream has closed and the client has everything.
+void HttpConnection::TunnelPump() {
+  Request& rq = *rq_;
+  UpstreamConn* up = up_;
+  if (!in_.empty()) {
+    rq.bytes_received += in_.size();
+    up->out_.Append(in_.readable());
+    in_.Clear();
+    WriteUpstream();
+    if (closed_ || up_ == nullptr) return;
+    if (up->out_.size() > kHighWater) read_paused_ = true;
+  }
+  if (!up->in_.empty()) {
+    rq.bytes_sent += up->in_.size();
+    out_.Append(up->in_.readable());
+    up->in_.Clear();
+    if (out_.size() > kHighWater) up->read_paused_ = true;
+  }
+  if (peer_eof_ && !upstream_write_shut_ && up->connected_ && up->out_.empty()) {
+    shutdown(up->fd_, SHUT_WR);
+    upstream_write_shut_ = true;
+  }
+  if (up->eof_) {
+    ReleaseUpstream(false);
+    FinishRequest();  // not keep-alive: the client gets the rest, then the connection closes
+    return;
+  }
   Flush();
 }
 

@@ -89,6 +89,7 @@ constexpr std::string_view kListener =
         "@type": type.googleapis.com/envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager
         stat_prefix: http
         rds: { route_config_name: routes, config_source: { ads: {} } }
+        upgrade_configs: [{ upgrade_type: websocket }]
         http_filters:
         - name: envoy.filters.http.router
           typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
@@ -432,6 +433,111 @@ TEST_CASE("proxy_http: the route timeout answers 504 and the connection stays us
   // The proxy closed the timed-out exchange; a new request on a new connection is fine.
   HttpClient again(mesh.port);
   CHECK(again.Get("/any", {{"x-pick", "b"}}).status == 200);
+}
+
+// A raw client connection, for what HttpClient does not speak (an upgraded connection).
+struct RawConn {
+  explicit RawConn(int port) {
+    fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    addr.sin_port = htons(static_cast<uint16_t>(port));
+    REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  }
+  ~RawConn() { close(fd); }
+  void Send(std::string_view data) {
+    while (!data.empty()) {
+      ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+      REQUIRE(n > 0);
+      data.remove_prefix(static_cast<size_t>(n));
+    }
+  }
+  // Reads until `got` holds `want` bytes in all (or EOF, or 5 s without data).
+  void ReadAtLeast(size_t want) {
+    char buf[64 * 1024];
+    while (got.size() < want) {
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) return;
+      got.append(buf, static_cast<size_t>(n));
+    }
+  }
+  std::string ReadToEof() {
+    char buf[64 * 1024];
+    while (true) {
+      ssize_t n = recv(fd, buf, sizeof(buf), 0);
+      if (n <= 0) break;
+      got.append(buf, static_cast<size_t>(n));
+    }
+    return got;
+  }
+  // The response head at the front of `got`, removed from it.
+  std::string TakeHead() {
+    while (got.find("\r\n\r\n") == std::string::npos) {
+      size_t before = got.size();
+      ReadAtLeast(before + 1);
+      if (got.size() == before) return "";
+    }
+    size_t end = got.find("\r\n\r\n") + 4;
+    std::string head = got.substr(0, end);
+    got.erase(0, end);
+    return head;
+  }
+  int fd = -1;
+  std::string got;
+};
+
+TEST_CASE("proxy_http: a WebSocket upgrade becomes a tunnel both ways, other upgrades do not",
+          "[e2e][proxy]") {
+  Mesh mesh(1);
+  {
+    RawConn c(mesh.port);
+    // Bytes right behind the handshake belong to the tunnel.
+    c.Send(
+        "GET /upgrade HTTP/1.1\r\nHost: ws\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        "x-pick: b\r\n\r\nhello ");
+    std::string head = c.TakeHead();
+    INFO(head);
+    CHECK(head.rfind("HTTP/1.1 101 ", 0) == 0);
+    CHECK(head.find("upgrade: websocket\r\n") != std::string::npos);
+    CHECK(head.find("connection: upgrade\r\n") != std::string::npos);
+    CHECK(head.find("x-upstream: b\r\n") != std::string::npos);
+    c.ReadAtLeast(6);
+    CHECK(c.got == "hello ");
+    c.got.clear();
+    // More than the proxy's 1 MiB buffers, so both directions have to pause and resume.
+    std::string big(3 << 20, 'x');
+    for (size_t i = 0; i < big.size(); i += 4096) big[i] = static_cast<char>('a' + (i / 4096) % 26);
+    std::thread sender([&] { c.Send(big); });
+    c.ReadAtLeast(big.size());
+    sender.join();
+    CHECK(c.got.size() == big.size());
+    CHECK(c.got == big);
+    c.got.clear();
+    // The client's half-close reaches the upstream, which says goodbye and closes.
+    shutdown(c.fd, SHUT_WR);
+    CHECK(c.ReadToEof() == "bye b\n");
+  }
+  {
+    // Not in upgrade_configs: the Upgrade header is dropped, so the upstream sees a plain GET.
+    RawConn c(mesh.port);
+    c.Send(
+        "GET /upgrade HTTP/1.1\r\nHost: ws\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
+        "x-pick: b\r\n\r\n");
+    std::string head = c.TakeHead();
+    INFO(head);
+    CHECK(head.rfind("HTTP/1.1 426 ", 0) == 0);
+  }
+  // Both exchanges are over and accounted for.
+  CHECK(WaitFor(
+      [&] {
+        return mesh.Metric("weft_proxy_listener_rq_active", {{"listener", "http"}}) == "0";
+      },
+      seconds(3)));
+  CHECK(mesh.Metric("weft_proxy_cluster_rq_1xx_total", {{"cluster", "b"}}) == "1");  // the 101
+  CHECK(mesh.Metric("weft_proxy_cluster_rq_4xx_total", {{"cluster", "b"}}) == "1");  // the 426
 }
 
 TEST_CASE("proxy_http: a removed listener drains: in-flight requests finish, new ones are refused",

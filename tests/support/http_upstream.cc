@@ -15,6 +15,8 @@
 //   /chunked      a chunked response of 5 chunks, "chunk-I NAME\n" for I = 0..4
 //   /big/N        N bytes of body (a repeating a..z pattern), at most 1 GiB
 //   /close        200 with `connection: close`, then closes the connection
+//   /upgrade      with an Upgrade header: 101 with that Upgrade, then every byte that arrives is
+//                 sent back; when the client half-closes, "bye NAME\n" and close. Without: 426
 //   /__count      the number of requests served so far, as text; /__count itself is not counted,
 //                 so a test can poll it without moving it
 //
@@ -618,12 +620,39 @@ class Connection {
       if (!n || *n > kMaxBigBody) return SendSimple(req, 400, "bad size\n");
       return SendBig(req, *n);
     }
+    if (path == "/upgrade") {
+      Tunnel(req);
+      return false;
+    }
     if (path == "/close") {
       req.keep_alive = false;
       SendSimple(req, 200, body);
       return false;
     }
     return SendSimple(req, 200, body);
+  }
+
+  // 101, then an echo until the client half-closes. Always ends the connection.
+  bool Tunnel(const Request& req) {
+    std::string_view upgrade;
+    for (const auto& [name, value] : req.headers) {
+      if (name == "upgrade") upgrade = value;
+    }
+    if (upgrade.empty()) return SendSimple(req, 426, "upgrade required\n");
+    std::string head = "HTTP/1.1 101 Switching Protocols\r\nconnection: upgrade\r\nupgrade: " +
+                       std::string(upgrade) + "\r\nx-upstream: " + server_->name() + "\r\n\r\n";
+    if (!SendAll(head)) return false;
+    // Bytes the client sent right behind its request head are the tunnel's first bytes.
+    while (true) {
+      if (!in_.empty()) {
+        std::string data = std::move(in_);
+        in_.clear();
+        if (!SendAll(data)) return false;
+      }
+      if (!Fill()) break;
+    }
+    SendAll("bye " + server_->name() + "\n");
+    return false;
   }
 
   void SendError(const Fail& fail) {

@@ -42,6 +42,9 @@ filter_chains:
       request_timeout: 2s
       max_request_headers_kb: 8
       common_http_protocol_options: { idle_timeout: 30s, max_headers_count: 20 }
+      upgrade_configs:
+      - { upgrade_type: WebSocket }
+      - { upgrade_type: CONNECT-UDP, enabled: false }
       http_filters:
       - name: envoy.filters.http.router
         typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
@@ -73,6 +76,7 @@ TEST_CASE("proxy config: listeners take their HTTP settings from the connection 
   CHECK(l.http.idle_timeout == std::chrono::seconds(30));
   CHECK(l.http.limits.max_head_bytes == 8 * 1024);
   CHECK(l.http.limits.max_headers == 20);
+  CHECK(l.http.upgrade_types == std::vector<std::string>{"websocket"});  // enabled ones, lowercased
   CHECK(config->generation == 7);
 }
 

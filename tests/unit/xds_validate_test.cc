@@ -183,6 +183,12 @@ TEST_CASE("listener: HCM route specifier, router last, unknown filter types") {
   e = Errors(Pack<Listener>(ListenerYaml("      rds: {route_config_name: \"\"}\n", "      []\n")));
   CHECK(Has(e, {"typed_config.rds.route_config_name: must not be empty"}));
 
+  e = Errors(Pack<Listener>(ListenerYaml(
+      "      rds: {route_config_name: r}\n      upgrade_configs: [{upgrade_type: websocket}, {}]\n",
+      kRouterFilter)));
+  CHECK(Has(e, {"typed_config.upgrade_configs[1].upgrade_type: must not be empty"}));
+  CHECK_FALSE(Has(e, {"upgrade_configs[0]"}));
+
   e = Errors(Pack<Listener>(
       ListenerYaml("      rds: {route_config_name: r}\n", absl::StrCat(Sv(kRouterFilter), R"(
       - name: rbac
