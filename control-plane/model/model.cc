@@ -1147,6 +1147,11 @@ class Translator {
     return hcm;
   }
 
+  // Sidecar listeners pass WebSocket upgrades through, as Istio's do by default.
+  static void AllowWebSockets(HttpConnectionManager* hcm) {
+    hcm->add_upgrade_configs()->set_upgrade_type("websocket");
+  }
+
   // Proxyless gRPC clients dial xds:///NAME and ask LDS for exactly NAME.
   void AddProxylessListeners(const ServiceInfo& svc) {
     const cfg::Service& s = *svc.service;
@@ -1437,7 +1442,9 @@ class Translator {
     sa->set_port_value(kOutboundHttpPort);
     auto* filter = l.add_filter_chains()->add_filters();
     filter->set_name("envoy.filters.network.http_connection_manager");
-    PackAny(Hcm(kOutboundHttpName), filter->mutable_typed_config());
+    HttpConnectionManager hcm = Hcm(kOutboundHttpName);
+    AllowWebSockets(&hcm);
+    PackAny(hcm, filter->mutable_typed_config());
     Emit(l, std::string(kOutboundHttpName));
   }
 
@@ -1632,6 +1639,7 @@ class Translator {
         route->mutable_match()->set_prefix("");
         route->mutable_route()->set_cluster(name);
         AddRbacFilters(svc, &hcm);
+        AllowWebSockets(&hcm);
         auto* router = hcm.add_http_filters();
         router->set_name("envoy.filters.http.router");
         PackAny(Router(), router->mutable_typed_config());

@@ -497,6 +497,8 @@ rules:
   REQUIRE(UnpackAny(l.filter_chains(0).filters(0).typed_config(), &hcm).ok());
   CHECK(hcm.codec_type() == HttpConnectionManager::AUTO);
   CHECK(hcm.rds().route_config_name() == "outbound_http");
+  REQUIRE(hcm.upgrade_configs_size() == 1);  // WebSockets pass, as in Istio
+  CHECK(hcm.upgrade_configs(0).upgrade_type() == "websocket");
 
   RouteConfiguration rc =
       Unpack<RouteConfiguration>(ByName(resources, xds::ResourceType::kRoute).at("outbound_http"));
