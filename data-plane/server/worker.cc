@@ -1083,6 +1083,7 @@ void HttpConnection::StartTunnel(const http1::MessageHead& head) {
   out_.Append(scratch_);
   up_->in_.Consume(head.head_size);  // the views above are no longer needed
   state_ = State::kTunnel;
+  idle_since_ = worker_->loop_->now();
   TunnelPump();
 }
 
@@ -1091,6 +1092,7 @@ void HttpConnection::StartTunnel(const http1::MessageHead& head) {
 void HttpConnection::TunnelPump() {
   Request& rq = *rq_;
   UpstreamConn* up = up_;
+  if (!in_.empty() || !up->in_.empty()) idle_since_ = worker_->loop_->now();
   if (!in_.empty()) {
     rq.bytes_received += in_.size();
     up->out_.Append(in_.readable());
@@ -1292,6 +1294,16 @@ void HttpConnection::CheckTimeouts(Clock::time_point now) {
   if (closed_) return;
   if (state_ == State::kClosing) {
     if (write_shut_ && now >= linger_deadline_) Close();
+    return;
+  }
+  if (rq_ && state_ == State::kTunnel) {
+    // A tunnel is a connection of its own: the connection idle timeout ends one nobody uses.
+    const auto idle = listener_->config->http.idle_timeout;
+    if (idle.count() > 0 && now - idle_since_ >= idle) {
+      listener_->stats->cx_idle_timeout.Inc();
+      ReleaseUpstream(false);
+      FinishRequest();
+    }
     return;
   }
   if (rq_) {

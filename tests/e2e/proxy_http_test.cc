@@ -139,9 +139,11 @@ struct Mesh {
   std::map<std::string, Upstream> upstreams;
   std::unique_ptr<Subprocess> proxy;
   int admin_port = 0;
-  int port = 0;  // the proxy's "http" listener
+  int port = 0;          // the proxy's "http" listener
+  std::string listener;  // its Listener resource
 
-  explicit Mesh(int workers = 2) {
+  explicit Mesh(int workers = 2, std::string listener_yaml = std::string(kListener))
+      : listener(std::move(listener_yaml)) {
     for (const char* name : {"a", "b", "c"}) upstreams[name] = StartUpstream(dir, name);
     WriteConfig(Routes(), All());
     cp.Start();
@@ -154,8 +156,7 @@ struct Mesh {
   }
   std::vector<int> All() { return {upstreams["a"].port, upstreams["b"].port, upstreams["c"].port}; }
   void WriteConfig(const std::string& routes, const std::vector<int>& rr) {
-    cp.Write("mesh.yaml", "resources:\n" + std::string(kListener) + routes +
-                              Cluster("a", {upstreams["a"].port}) +
+    cp.Write("mesh.yaml", "resources:\n" + listener + routes + Cluster("a", {upstreams["a"].port}) +
                               Cluster("b", {upstreams["b"].port}) +
                               Cluster("c", {upstreams["c"].port}) + Cluster("rr", rr));
   }
@@ -529,6 +530,27 @@ TEST_CASE("proxy_http: a WebSocket upgrade becomes a tunnel both ways, other upg
     std::string head = c.TakeHead();
     INFO(head);
     CHECK(head.rfind("HTTP/1.1 426 ", 0) == 0);
+  }
+  {
+    // A tunnel nobody uses ends after the connection idle timeout (here 0.5 s).
+    std::string listener(kListener);
+    listener += "        common_http_protocol_options: { idle_timeout: 0.5s }\n";
+    Mesh idle(1, listener);
+    RawConn c(idle.port);
+    c.Send(
+        "GET /upgrade HTTP/1.1\r\nHost: ws\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
+        "x-pick: a\r\n\r\n");
+    REQUIRE(c.TakeHead().rfind("HTTP/1.1 101 ", 0) == 0);
+    auto start = std::chrono::steady_clock::now();
+    c.Send("ping");
+    c.ReadAtLeast(4);
+    CHECK(c.got == "ping");
+    CHECK(c.ReadToEof() == "ping");  // closed by the proxy, nothing more
+    auto took = std::chrono::steady_clock::now() - start;
+    CHECK(took >= milliseconds(400));
+    CHECK(took < seconds(3));
+    CHECK(idle.Metric("weft_proxy_listener_downstream_cx_idle_timeout_total",
+                      {{"listener", "http"}}) == "1");
   }
   // Both exchanges are over and accounted for.
   CHECK(WaitFor(
