@@ -286,6 +286,15 @@ void CompileRouteAction(const pb::RouteAction& a, const std::optional<RetryPolic
   CompilePathRewrite(a.prefix_rewrite(), a.has_regex_rewrite(), a.regex_rewrite(),
                      &out->path_rewrite, errors);
   if (a.has_path_rewrite_policy()) errors->AddAt("path_rewrite_policy", "is not supported");
+  for (int i = 0; i < a.upgrade_configs_size(); ++i) {
+    const auto& u = a.upgrade_configs(i);
+    if (u.upgrade_type().empty()) {
+      errors->AddAt(absl::StrCat("upgrade_configs[", i, "].upgrade_type"), "must not be empty");
+      continue;
+    }
+    out->upgrade_overrides.emplace_back(AsciiLower(u.upgrade_type()),
+                                        !u.has_enabled() || u.enabled().value());
+  }
   switch (a.host_rewrite_specifier_case()) {
     case pb::RouteAction::kHostRewriteLiteral:
       out->host_rewrite_literal = a.host_rewrite_literal();

@@ -168,6 +168,10 @@ struct RouteAction {
   std::shared_ptr<const RE2> host_rewrite_path_regex;
   std::string host_rewrite_path_substitution;
 
+  // upgrade_configs: per upgrade type (lower-case), whether this route allows it, overriding
+  // the connection manager's list.
+  std::vector<std::pair<std::string, bool>> upgrade_overrides;
+
   // 0 disables the timeout. Envoy's default is 15 s when unset.
   std::chrono::milliseconds timeout{15000};
   // Unset: the connection manager's stream idle timeout applies; 0 disables.

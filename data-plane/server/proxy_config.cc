@@ -250,8 +250,8 @@ std::shared_ptr<const ListenerConfig> CompileListener(const ec::listener::v3::Li
   }
   if (hcm.has_generate_request_id()) http.generate_request_id = hcm.generate_request_id().value();
   for (const auto& upgrade : hcm.upgrade_configs()) {
-    if (upgrade.has_enabled() && !upgrade.enabled().value()) continue;
-    http.upgrade_types.push_back(absl::AsciiStrToLower(upgrade.upgrade_type()));
+    http.upgrades.emplace_back(absl::AsciiStrToLower(upgrade.upgrade_type()),
+                               !upgrade.has_enabled() || upgrade.enabled().value());
   }
   return out;
 }

@@ -31,10 +31,11 @@ struct HttpListenerSettings {
   http1::Limits limits;
   bool generate_request_id = true;
   uint32_t max_requests_per_connection = 0;  // 0: unlimited
-  // HCM upgrade_configs that are enabled, lowercased ("websocket"): such an upgrade is passed to
-  // the upstream and, once it answers 101, the connection becomes a byte tunnel. Others have
-  // their Upgrade header dropped, as Envoy does without upgrade_configs.
-  std::vector<std::string> upgrade_types;
+  // HCM upgrade_configs: type (lower-case, "websocket") and whether it is enabled. An allowed
+  // upgrade is passed to the upstream and, once it answers 101, the connection becomes a byte
+  // tunnel. A route's upgrade_configs can switch a listed type on or off; a type not listed
+  // here is never allowed (as Envoy), and its Upgrade header is dropped.
+  std::vector<std::pair<std::string, bool>> upgrades;
 };
 
 struct ListenerConfig {

@@ -68,6 +68,22 @@ constexpr auto kLingerTime = std::chrono::seconds(1);
 
 // Request headers as the router and the header mutations see them: views into the read
 // buffer, plus owned strings for values the proxy adds.
+// Envoy's rule: the connection manager must list the upgrade type; the route's upgrade_configs,
+// where they name it, decide whether it is enabled, else the connection manager's entry does.
+bool UpgradeAllowed(std::string_view type,
+                    const std::vector<std::pair<std::string, bool>>& listener,
+                    const std::vector<std::pair<std::string, bool>>& route) {
+  const std::pair<std::string, bool>* configured = nullptr;
+  for (const auto& entry : listener) {
+    if (http1::EqualsIgnoreCase(type, entry.first)) configured = &entry;
+  }
+  if (configured == nullptr) return false;
+  for (const auto& [name, enabled] : route) {
+    if (http1::EqualsIgnoreCase(type, name)) return enabled;
+  }
+  return configured->second;
+}
+
 class HeaderList final : public router::MutableHeaders {
  public:
   void Reset() {
@@ -734,9 +750,9 @@ void HttpConnection::StartRequest() {
   // WebSocket handshake is a GET); any other loses its hop-by-hop Upgrade header above.
   if (head_.upgrade && rq.body_done) {
     for (const http1::Header& h : head_.headers) {
-      if (!http1::EqualsIgnoreCase(h.name, "upgrade")) continue;
-      for (const std::string& type : settings.upgrade_types) {
-        if (http1::EqualsIgnoreCase(h.value, type)) rq.upgrade.assign(h.value);
+      if (http1::EqualsIgnoreCase(h.name, "upgrade") &&
+          UpgradeAllowed(h.value, settings.upgrades, action->upgrade_overrides)) {
+        rq.upgrade.assign(h.value);
       }
     }
     if (!rq.upgrade.empty()) {

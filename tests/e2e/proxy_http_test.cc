@@ -95,9 +95,10 @@ constexpr std::string_view kListener =
           typed_config: { "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }
 )";
 
-// Routes: /split → 80/20 over a and b; x-pick: b → b; /regex/<digits> → c; /direct → a local
-// answer; /delay/<ms> → a with a 300 ms timeout; /old/ → a, rewritten; /go?to=elsewhere → a
-// redirect; everything else → round robin over all three.
+// Routes: /split → 80/20 over a and b; /no-ws/ → b (as /), WebSocket upgrades off; x-pick: b →
+// b; /regex/<digits> → c; /direct → a local answer; /delay/<ms> → a with a 300 ms timeout;
+// /old/ → a, rewritten; /go?to=elsewhere → a redirect; everything else → round robin over all
+// three.
 std::string Routes(const std::string& split = "80") {
   int a = std::stoi(split);
   return R"(- "@type": type.googleapis.com/envoy.config.route.v3.RouteConfiguration
@@ -111,6 +112,11 @@ std::string Routes(const std::string& split = "80") {
         weighted_clusters:
           clusters: [{ name: a, weight: )" +
          std::to_string(a) + " }, { name: b, weight: " + std::to_string(100 - a) + R"( }]
+    - match: { prefix: /no-ws/ }
+      route:
+        cluster: b
+        prefix_rewrite: /
+        upgrade_configs: [{ upgrade_type: websocket, enabled: false }]
     - match:
         prefix: /
         headers: [{ name: x-pick, string_match: { exact: b } }]
@@ -532,6 +538,16 @@ TEST_CASE("proxy_http: a WebSocket upgrade becomes a tunnel both ways, other upg
     CHECK(head.rfind("HTTP/1.1 426 ", 0) == 0);
   }
   {
+    // A route can switch off what the connection manager allows.
+    RawConn c(mesh.port);
+    c.Send(
+        "GET /no-ws/upgrade HTTP/1.1\r\nHost: ws\r\nConnection: Upgrade\r\n"
+        "Upgrade: websocket\r\n\r\n");
+    std::string head = c.TakeHead();
+    INFO(head);
+    CHECK(head.rfind("HTTP/1.1 426 ", 0) == 0);
+  }
+  {
     // A tunnel nobody uses ends after the connection idle timeout (here 0.5 s).
     std::string listener(kListener);
     listener += "        common_http_protocol_options: { idle_timeout: 0.5s }\n";
@@ -559,7 +575,7 @@ TEST_CASE("proxy_http: a WebSocket upgrade becomes a tunnel both ways, other upg
       },
       seconds(3)));
   CHECK(mesh.Metric("weft_proxy_cluster_rq_1xx_total", {{"cluster", "b"}}) == "1");  // the 101
-  CHECK(mesh.Metric("weft_proxy_cluster_rq_4xx_total", {{"cluster", "b"}}) == "1");  // the 426
+  CHECK(mesh.Metric("weft_proxy_cluster_rq_4xx_total", {{"cluster", "b"}}) == "2");  // the 426s
 }
 
 TEST_CASE("proxy_http: a removed listener drains: in-flight requests finish, new ones are refused",

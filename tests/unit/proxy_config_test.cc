@@ -76,7 +76,8 @@ TEST_CASE("proxy config: listeners take their HTTP settings from the connection 
   CHECK(l.http.idle_timeout == std::chrono::seconds(30));
   CHECK(l.http.limits.max_head_bytes == 8 * 1024);
   CHECK(l.http.limits.max_headers == 20);
-  CHECK(l.http.upgrade_types == std::vector<std::string>{"websocket"});  // enabled ones, lowercased
+  CHECK(l.http.upgrades ==
+        std::vector<std::pair<std::string, bool>>{{"websocket", true}, {"connect-udp", false}});
   CHECK(config->generation == 7);
 }
 

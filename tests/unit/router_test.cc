@@ -662,6 +662,31 @@ virtual_hosts:
   CHECK(h2.All("x-level") == std::vector<std::string>{"route"});
 }
 
+TEST_CASE("Route upgrade_configs: per type, lower-cased, enabled unless said otherwise") {
+  auto t = Table(R"(
+virtual_hosts:
+- name: v
+  domains: ["*"]
+  routes:
+  - match: {prefix: "/"}
+    route:
+      cluster: c
+      upgrade_configs: [{upgrade_type: WebSocket}, {upgrade_type: CONNECT, enabled: false}]
+)");
+  const RouteAction* a = t->Match(Req("a", "/"))->route_action();
+  REQUIRE(a != nullptr);
+  CHECK(a->upgrade_overrides ==
+        std::vector<std::pair<std::string, bool>>{{"websocket", true}, {"connect", false}});
+  std::string error = CreateError(R"(
+virtual_hosts:
+- name: v
+  domains: ["*"]
+  routes: [{match: {prefix: "/"}, route: {cluster: c, upgrade_configs: [{}]}}]
+)");
+  CHECK(error.find("routes[0].route.upgrade_configs[0].upgrade_type: must not be empty") !=
+        std::string::npos);
+}
+
 TEST_CASE("Host rewrite") {
   auto t = Table(R"(
 virtual_hosts:
