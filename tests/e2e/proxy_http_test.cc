@@ -13,6 +13,8 @@
 #include <set>
 #include <thread>
 
+#include "absl/strings/str_cat.h"
+#include "common/strings.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
@@ -496,16 +498,22 @@ struct RawConn {
   std::string got;
 };
 
+// Sends an upgrade handshake for `type` on `path` (`extra`: more header lines, then bytes after
+// the head) and returns the response head.
+std::string Handshake(RawConn& c, std::string_view path, std::string_view type,
+                      std::string_view extra = "\r\n") {
+  c.Send(absl::StrCat("GET ", Sv(path), " HTTP/1.1\r\nHost: ws\r\nConnection: Upgrade\r\nUpgrade: ",
+                      Sv(type), "\r\n", Sv(extra)));
+  return c.TakeHead();
+}
+
 TEST_CASE("proxy_http: a WebSocket upgrade becomes a tunnel both ways, other upgrades do not",
           "[e2e][proxy]") {
   Mesh mesh(1);
   {
     RawConn c(mesh.port);
     // Bytes right behind the handshake belong to the tunnel.
-    c.Send(
-        "GET /upgrade HTTP/1.1\r\nHost: ws\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-        "x-pick: b\r\n\r\nhello ");
-    std::string head = c.TakeHead();
+    std::string head = Handshake(c, "/upgrade", "websocket", "x-pick: b\r\n\r\nhello ");
     INFO(head);
     CHECK(head.rfind("HTTP/1.1 101 ", 0) == 0);
     CHECK(head.find("upgrade: websocket\r\n") != std::string::npos);
@@ -530,20 +538,14 @@ TEST_CASE("proxy_http: a WebSocket upgrade becomes a tunnel both ways, other upg
   {
     // Not in upgrade_configs: the Upgrade header is dropped, so the upstream sees a plain GET.
     RawConn c(mesh.port);
-    c.Send(
-        "GET /upgrade HTTP/1.1\r\nHost: ws\r\nConnection: Upgrade\r\nUpgrade: h2c\r\n"
-        "x-pick: b\r\n\r\n");
-    std::string head = c.TakeHead();
+    std::string head = Handshake(c, "/upgrade", "h2c", "x-pick: b\r\n\r\n");
     INFO(head);
     CHECK(head.rfind("HTTP/1.1 426 ", 0) == 0);
   }
   {
     // A route can switch off what the connection manager allows.
     RawConn c(mesh.port);
-    c.Send(
-        "GET /no-ws/upgrade HTTP/1.1\r\nHost: ws\r\nConnection: Upgrade\r\n"
-        "Upgrade: websocket\r\n\r\n");
-    std::string head = c.TakeHead();
+    std::string head = Handshake(c, "/no-ws/upgrade", "websocket");
     INFO(head);
     CHECK(head.rfind("HTTP/1.1 426 ", 0) == 0);
   }
@@ -553,10 +555,8 @@ TEST_CASE("proxy_http: a WebSocket upgrade becomes a tunnel both ways, other upg
     listener += "        common_http_protocol_options: { idle_timeout: 0.5s }\n";
     Mesh idle(1, listener);
     RawConn c(idle.port);
-    c.Send(
-        "GET /upgrade HTTP/1.1\r\nHost: ws\r\nConnection: Upgrade\r\nUpgrade: websocket\r\n"
-        "x-pick: a\r\n\r\n");
-    REQUIRE(c.TakeHead().rfind("HTTP/1.1 101 ", 0) == 0);
+    REQUIRE(Handshake(c, "/upgrade", "websocket", "x-pick: a\r\n\r\n").rfind("HTTP/1.1 101 ", 0) ==
+            0);
     auto start = std::chrono::steady_clock::now();
     c.Send("ping");
     c.ReadAtLeast(4);
