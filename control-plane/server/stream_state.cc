@@ -636,20 +636,23 @@ bool StreamState::NextSotw(WireResponse* out) {
     ts.touched = false;
     if (!ts.requested) continue;
 
+    // Only a forced answer, a changed subscription or names a snapshot change touched can make
+    // this stream differ from what it was sent: a plain ACK stops here.
+    if (!ts.must_respond && !full && pending.empty()) continue;
     // What the subscription selects in this snapshot. Every stream with the same subscription
     // (the same interned name set, or wildcard) gets the same selection: build it once.
+    auto select = [&]() -> std::shared_ptr<const SotwSelection> {
+      return std::make_shared<const SotwSelection>(
+          SelectSotw(*snap, type, ts.wildcard, ts.names.ids()));
+    };
     std::shared_ptr<const SotwSelection> sel;
     if (ts.wildcard || ts.names.shared()) {
       std::shared_ptr<const void> subset;
       if (!ts.wildcard) subset = ts.names.shared();
       sel = std::static_pointer_cast<const SotwSelection>(
-          snap->MemoObject(kSotwSelection, type, subset, [&]() -> std::shared_ptr<const void> {
-            return std::make_shared<const SotwSelection>(
-                SelectSotw(*snap, type, ts.wildcard, ts.names.ids()));
-          }));
+          snap->MemoObject(kSotwSelection, type, subset, select));
     } else {
-      sel = std::make_shared<const SotwSelection>(
-          SelectSotw(*snap, type, ts.wildcard, ts.names.ids()));
+      sel = select();
     }
     const std::vector<const Snapshot::Entry*>& relevant = sel->relevant;
     // Ids whose version differs from what the client was sent, by one merge of two id-sorted
