@@ -90,16 +90,13 @@ void XdsClient::SleepBackoff(int attempt) {
   }
 }
 
-bool XdsClient::BeginStream(grpc_client::Stream* stream) {
-  std::lock_guard lock(mu_);
-  if (stop_) return false;
-  stream_ = stream;
-  return true;
-}
-
 bool XdsClient::OpenStream(grpc_client::Stream* stream, const std::string& server,
                            const char* method) {
-  if (!BeginStream(stream)) return false;
+  {
+    std::lock_guard lock(mu_);
+    if (stop_) return false;
+    stream_ = stream;  // from here on the destructor can cancel it
+  }
   absl::Status s = stream->Start(server, method);
   if (s.ok()) return true;
   EndStream(server, s, false);

@@ -58,9 +58,8 @@ class XdsClient {
   void RunSotw(const std::string& server);
   void RunDelta(const std::string& server);
   void SleepBackoff(int attempt);
-  // Registers the stream so the destructor can cancel it; false once stopping.
-  bool BeginStream(grpc_client::Stream* stream);
-  // BeginStream + Start; false (logged) when stopping or the server cannot be reached.
+  // Registers the stream (so the destructor can cancel it) and starts it; false (logged) when
+  // stopping or the server cannot be reached.
   bool OpenStream(grpc_client::Stream* stream, const std::string& server, const char* method);
   // Unregisters it; logs and counts a disconnect when the stream had been up.
   void EndStream(const std::string& server, const absl::Status& status, bool was_connected);
