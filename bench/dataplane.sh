@@ -15,6 +15,9 @@
 #   3. fixed rate (--rate, 1000 rps): latency p50/p90/p99 and the proxy's CPU seconds per 1000
 #      requests, from utime+stime in /proc/PID/stat (all threads, all worker processes).
 # RSS idle is read once per system, after its readiness probe and before any load.
+# Two floor systems run too (weft-bench-forward, bench/forward/forward.cc): a byte forwarder with
+# only the socket calls a proxy cannot avoid, over epoll and over io_uring, to show how much of a
+# proxy's cost is this machine's kernel.
 #
 # Everything lives in a scratch dir (configs, pid and log files, nginx temp paths): no system
 # config, no /var/log. Servers run in the foreground as children of this script and are stopped
@@ -282,8 +285,9 @@ log "scratch dir $work; workers '$workers_list', $rounds round(s) of $duration; 
 
 for W in $workers_list; do
   set_pinning "$W"
-  read -r up_port hap_port ngx_port weft_port < <(free_ports 4)
-  declare -A port=([direct]=$up_port [haproxy]=$hap_port [nginx]=$ngx_port [weft]=$weft_port)
+  read -r up_port hap_port ngx_port weft_port fe_port fu_port < <(free_ports 6)
+  declare -A port=([direct]=$up_port [haproxy]=$hap_port [nginx]=$ngx_port [weft]=$weft_port
+    [floor-epoll]=$fe_port [floor-uring]=$fu_port)
   declare -A pid=() rss_idle=()
 
   render "$here/upstream-nginx.conf" "$work/upstream-$W.conf" DIR="$work" WORKERS="$W" \
@@ -347,6 +351,25 @@ for W in $workers_list; do
   else
     log "weft: $bin_dir/weft-cp or weft-proxy missing (build first or pass --bin-dir)"
     printf '%s\tweft\tnot built\n' "$W" >>"$skipped"
+  fi
+
+  # The floor: weft-bench-forward copies bytes between each client and its own upstream
+  # connection, nothing else (bench/forward/forward.cc), once with epoll and once with io_uring.
+  # No socket proxy can use less CPU per request than it, so it shows how much of a proxy's cost
+  # is this machine's kernel and how much is the proxy's own code.
+  if [ -x "$bin_dir/weft-bench-forward" ]; then
+    for io in epoll uring; do
+      start "floor-$io-$W" "$bin_dir/weft-bench-forward" --listen "127.0.0.1:${port[floor-$io]}" \
+        --upstream "127.0.0.1:$up_port" --workers "$W" --io "$io"
+      pid[floor-$io]=$started_pid
+      if wait_http "${port[floor-$io]}" 5; then
+        systems+=("floor-$io")
+      else
+        log "floor-$io: not serving:"
+        tail -5 "$work/logs/floor-$io-$W.out" >&2 || true
+        printf '%s\tfloor-%s\tnot serving\n' "$W" "$io" >>"$skipped"
+      fi
+    done
   fi
 
   for s in "${systems[@]}"; do rss_idle[$s]=$(rss_kb "${pid[$s]}"); done

@@ -12,7 +12,7 @@ import csv
 import statistics
 import sys
 
-ORDER = ["direct", "haproxy", "nginx", "weft"]
+ORDER = ["direct", "haproxy", "nginx", "weft", "floor-epoll", "floor-uring"]
 
 
 def median(rows, key):
