@@ -115,6 +115,7 @@ int main(int argc, char** argv) {
   std::string access_log;
   int64_t concurrency = -1;
   int64_t max_connections = -1;
+  std::string io_uring = "auto";
   weft::FlagSet flags("weft-proxy", "--bootstrap FILE");
   flags.String("bootstrap", &bootstrap_path,
                "bootstrap YAML: node, xDS servers, admin address, static resources");
@@ -127,6 +128,9 @@ int main(int argc, char** argv) {
                "JSON access log: a file, or - for stdout (overrides the bootstrap)");
   flags.Int("max-connections", &max_connections,
             "downstream connections across workers (overrides the bootstrap; 0: unlimited)");
+  flags.String("io-uring", &io_uring,
+               "auto: workers send through io_uring where the kernel allows it; on: require "
+               "it; off: plain send(2)");
   if (auto s = flags.Parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "weft-proxy: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -141,6 +145,18 @@ int main(int argc, char** argv) {
   }
   if (!weft::SetLogLevelFromString(log_level)) {
     std::fprintf(stderr, "weft-proxy: --log-level: unknown level \"%s\"\n", log_level.c_str());
+    return 2;
+  }
+  weft::net::SendMode send_mode;
+  if (io_uring == "auto") {
+    send_mode = weft::net::SendMode::kAuto;
+  } else if (io_uring == "on") {
+    send_mode = weft::net::SendMode::kUring;
+  } else if (io_uring == "off") {
+    send_mode = weft::net::SendMode::kSyscalls;
+  } else {
+    std::fprintf(stderr, "weft-proxy: --io-uring: expected auto, on or off, got \"%s\"\n",
+                 io_uring.c_str());
     return 2;
   }
   if (bootstrap_path.empty()) {
@@ -174,6 +190,7 @@ int main(int argc, char** argv) {
   server_options.concurrency = static_cast<int>(workers);
   server_options.access_log_path = !access_log.empty() ? access_log : bootstrap.access_log_path();
   server_options.bind_address = bootstrap.bind_address();
+  server_options.send_mode = send_mode;
   server_options.max_connections =
       static_cast<size_t>(max_connections >= 0 ? max_connections : bootstrap.max_connections());
   *server_options.static_resources.mutable_listeners() = bootstrap.static_resources().listeners();

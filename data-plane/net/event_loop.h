@@ -35,11 +35,19 @@ class Deferred {
   virtual ~Deferred() = default;
 };
 
+class Buffer;
+class Uring;
+
+// How a loop sends. kUring queues sends on an io_uring and hands a whole batch to the kernel in
+// one system call; kAuto uses it where the kernel allows and falls back to kSyscalls.
+enum class SendMode { kAuto, kUring, kSyscalls };
+
 class EventLoop {
  public:
   using Clock = std::chrono::steady_clock;
 
-  static absl::StatusOr<std::unique_ptr<EventLoop>> Create();
+  // kUring fails where the kernel refuses io_uring; kAuto then sends with plain syscalls.
+  static absl::StatusOr<std::unique_ptr<EventLoop>> Create(SendMode send_mode = SendMode::kAuto);
   ~EventLoop();
   EventLoop(const EventLoop&) = delete;
   EventLoop& operator=(const EventLoop&) = delete;
@@ -49,6 +57,26 @@ class EventLoop {
   bool Add(int fd, EventHandler* handler, uint32_t events = EPOLLIN | EPOLLOUT | EPOLLRDHUP);
   void Remove(int fd);
   void DeferDelete(std::unique_ptr<Deferred> object);
+
+  // Socket output, for fds registered with Add. All of a socket's output, its half-close and
+  // its close must go through these three so they stay in order.
+  //
+  // Write hands `data` to the kernel and leaves what it could not take in `data`; the handler
+  // gets EPOLLOUT when it may write again. On the io_uring path the bytes leave `data` at once
+  // (the buffer's storage moves to the pending send) and go out with the batch; while a send is
+  // pending, more data stays in `data` until EPOLLOUT, which comes whenever a send completes.
+  // A send that fails later is reported as EPOLLERR | EPOLLHUP. Returns false on an immediate
+  // fatal error.
+  bool Write(int fd, Buffer& data);
+  // shutdown(SHUT_WR), after any pending send.
+  void ShutdownWrite(int fd);
+  // Remove + close. Like close(2) after send(2), bytes the socket had no room for are dropped.
+  void Close(int fd);
+  // A send of this socket's is still with the kernel (io_uring path only).
+  bool Sending(int fd) const {
+    return fd >= 0 && static_cast<size_t>(fd) < sending_.size() && sending_[fd] != nullptr;
+  }
+  bool uses_uring() const { return ring_ != nullptr; }
 
   // Runs `fn` on the loop thread. Thread-safe.
   void Post(std::function<void()> fn);
@@ -63,8 +91,14 @@ class EventLoop {
   Clock::time_point now() const { return now_; }
 
  private:
-  EventLoop(int epoll_fd, int wake_fd) : epoll_fd_(epoll_fd), wake_fd_(wake_fd) {}
+  struct PendingSend;
+
+  EventLoop(int epoll_fd, int wake_fd);
   void RunPosted();
+  void QueueSend(PendingSend* send);
+  // Submits queued sends and handles completions until neither is left.
+  void DrainSends();
+  void Deliver(int fd, uint32_t events);
 
   int epoll_fd_;
   int wake_fd_;
@@ -73,6 +107,14 @@ class EventLoop {
   std::chrono::milliseconds tick_interval_{100};
   std::function<void()> tick_;
   Clock::time_point next_tick_ = Clock::now();
+
+  // The io_uring send path (null: plain syscalls). Handlers by fd, to deliver send results;
+  // the pending send by fd (at most one per socket keeps the bytes in order).
+  std::unique_ptr<Uring> ring_;
+  std::vector<EventHandler*> handlers_;
+  std::vector<PendingSend*> sending_;
+  std::vector<std::unique_ptr<PendingSend>> spare_sends_;
+  size_t sends_in_flight_ = 0;
 
   std::mutex mu_;  // guards posted_
   std::vector<std::function<void()>> posted_;

@@ -29,6 +29,7 @@ absl::StatusOr<std::unique_ptr<ProxyServer>> ProxyServer::Create(ServerOptions o
     w.index = i;
     w.stats = server->stats_.get();
     w.access_log = log;
+    w.send_mode = o.send_mode;
     if (o.max_connections != 0) {
       w.max_connections = (o.max_connections + static_cast<size_t>(o.concurrency) - 1) /
                           static_cast<size_t>(o.concurrency);

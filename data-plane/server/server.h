@@ -22,6 +22,7 @@ struct ServerOptions {
   size_t max_connections = 0;   // whole process; 0 unlimited
   std::string bind_address;     // replaces every listener's host when set (bootstrap field)
   bootstrap::v1::StaticResources static_resources;
+  net::SendMode send_mode = net::SendMode::kAuto;  // --io-uring
 };
 
 class ProxyServer {

@@ -193,7 +193,7 @@ class Worker::Impl {
   ~Impl();
 
   absl::Status Init() {
-    auto loop = net::EventLoop::Create();
+    auto loop = net::EventLoop::Create(options_.send_mode);
     if (!loop.ok()) return loop.status();
     loop_ = std::move(*loop);
     loop_->SetTick(std::chrono::milliseconds(50), [this] { Tick(); });
@@ -457,6 +457,8 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   void ReleaseUpstream(bool reusable);
   void CloseAfterFlush();
   void Flush();
+  // Everything written has reached the kernel (the io_uring path sends after the batch).
+  bool OutputDrained() const { return out_.empty() && !worker_->loop_->Sending(fd_); }
   void WriteUpstream();
   void AccessLog();
 
@@ -523,7 +525,7 @@ void HttpConnection::Process() {
     }
     if (state_ == State::kClosing) {
       in_.Clear();
-      if (peer_eof_ && out_.empty()) Close();
+      if (peer_eof_ && OutputDrained()) Close();
       break;
     }
     if (state_ == State::kHead) {
@@ -877,7 +879,7 @@ void HttpConnection::ForwardRequestBody() {
 
 void HttpConnection::WriteUpstream() {
   if (up_ == nullptr || !up_->connected_) return;
-  if (!up_->out_.WriteTo(up_->fd_)) {
+  if (!worker_->loop_->Write(up_->fd_, up_->out_)) {
     UpstreamGone();
   }
 }
@@ -1124,7 +1126,7 @@ void HttpConnection::TunnelPump() {
     if (out_.size() > kHighWater) up->read_paused_ = true;
   }
   if (peer_eof_ && !upstream_write_shut_ && up->connected_ && up->out_.empty()) {
-    shutdown(up->fd_, SHUT_WR);
+    worker_->loop_->ShutdownWrite(up->fd_);
     upstream_write_shut_ = true;
   }
   if (up->eof_) {
@@ -1258,7 +1260,7 @@ void HttpConnection::AccessLog() {
 
 void HttpConnection::Flush() {
   if (closed_) return;
-  if (!out_.empty() && !out_.WriteTo(fd_)) {
+  if (!out_.empty() && !worker_->loop_->Write(fd_, out_)) {
     if (rq_) listener_->stats->downstream_rq_rx_reset.Inc();
     Close();
     return;
@@ -1268,10 +1270,10 @@ void HttpConnection::Flush() {
     ReadUpstream();
     if (closed_) return;
   }
-  if (state_ == State::kClosing && out_.empty() && !write_shut_) {
+  if (state_ == State::kClosing && OutputDrained() && !write_shut_) {
     // Half-close, then drain the client's input briefly: closing with unread input would send
     // a reset that can destroy the answer before the client reads it.
-    shutdown(fd_, SHUT_WR);
+    worker_->loop_->ShutdownWrite(fd_);
     write_shut_ = true;
     linger_deadline_ = worker_->loop_->now() + kLingerTime;
     if (peer_eof_) Close();
@@ -1300,8 +1302,7 @@ void HttpConnection::Close() {
     }
     rq_.reset();
   }
-  worker_->loop_->Remove(fd_);
-  close(fd_);
+  worker_->loop_->Close(fd_);
   listener_->stats->cx_active.Add(-1);
   worker_->Forget(this);
 }
@@ -1363,8 +1364,7 @@ Worker::Impl::~Impl() {
   for (HttpConnection* c : std::list<HttpConnection*>(connections_)) c->Close();
   for (auto& [key, conns] : idle_) {
     for (UpstreamConn* c : conns) {
-      loop_->Remove(c->fd_);
-      close(c->fd_);
+      loop_->Close(c->fd_);
       delete c;
     }
   }
@@ -1410,8 +1410,7 @@ void Worker::Impl::CloseUpstream(UpstreamConn* conn) {
   }
   conn->owner_ = nullptr;
   conn->cluster_stats_->cx_active.Add(-1);
-  loop_->Remove(conn->fd_);
-  close(conn->fd_);
+  loop_->Close(conn->fd_);
   loop_->DeferDelete(std::unique_ptr<net::Deferred>(conn));
 }
 

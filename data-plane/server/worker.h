@@ -10,6 +10,7 @@
 #include <thread>
 #include <vector>
 
+#include "data-plane/net/event_loop.h"
 #include "data-plane/server/proxy_config.h"
 #include "data-plane/stats/proxy_stats.h"
 
@@ -58,6 +59,7 @@ struct WorkerOptions {
   size_t max_connections = 0;  // 0: unlimited
   // Upstream connections kept idle per host and worker.
   size_t max_idle_per_host = 64;
+  net::SendMode send_mode = net::SendMode::kAuto;
 };
 
 class Worker {

@@ -150,12 +150,14 @@ struct Mesh {
   int port = 0;          // the proxy's "http" listener
   std::string listener;  // its Listener resource
 
-  explicit Mesh(int workers = 2, std::string listener_yaml = std::string(kListener))
+  // io_uring: weft-proxy's --io-uring (auto, on, off): how its workers send.
+  explicit Mesh(int workers = 2, std::string listener_yaml = std::string(kListener),
+                std::string io_uring = "auto")
       : listener(std::move(listener_yaml)) {
     for (const char* name : {"a", "b", "c"}) upstreams[name] = StartUpstream(dir, name);
     WriteConfig(Routes(), All());
     cp.Start();
-    StartProxy(workers);
+    StartProxy(workers, io_uring);
   }
   ~Mesh() {
     if (CurrentTestFailed() && proxy) {
@@ -168,7 +170,7 @@ struct Mesh {
                               Cluster("b", {upstreams["b"].port}) +
                               Cluster("c", {upstreams["c"].port}) + Cluster("rr", rr));
   }
-  void StartProxy(int workers) {
+  void StartProxy(int workers, const std::string& io_uring) {
     std::string bootstrap = dir.Join("bootstrap.yaml");
     REQUIRE(WriteFileAtomic(bootstrap,
                             "node: { id: sidecar-1, cluster: web }\n"
@@ -180,9 +182,10 @@ struct Mesh {
                                 std::to_string(workers) + "\n"));
     std::string ready = dir.Join("proxy.ready");
     std::string error;
-    proxy = Subprocess::Start({BinDir() + "/weft-proxy", "--bootstrap", bootstrap, "--ready-file",
-                               ready, "--access-log", dir.Join("access.log")},
-                              {}, dir.Join("proxy.log"), &error);
+    proxy =
+        Subprocess::Start({BinDir() + "/weft-proxy", "--bootstrap", bootstrap, "--ready-file",
+                           ready, "--access-log", dir.Join("access.log"), "--io-uring", io_uring},
+                          {}, dir.Join("proxy.log"), &error);
     INFO(error);
     REQUIRE(proxy);
     REQUIRE(WaitFor([&] { return ReadFile(ready).has_value(); }, seconds(10)));
@@ -385,7 +388,10 @@ TEST_CASE("proxy_http: malformed requests get 400 or 431 and the worker keeps se
 
 TEST_CASE("proxy_http: keep-alive, pipelining, chunked and streamed bodies, 100-continue",
           "[e2e][proxy]") {
-  Mesh mesh(1);
+  // Both send paths: io_uring where this kernel allows it (auto), and plain send(2).
+  const std::string io_uring = GENERATE("auto", "off");
+  INFO("--io-uring " << io_uring);
+  Mesh mesh(1, std::string(kListener), io_uring);
   HttpClient client(mesh.port);
   // Two pipelined requests in one write come back in order.
   REQUIRE(client.Send("GET /one HTTP/1.1\r\nHost: t\r\n\r\nGET /two HTTP/1.1\r\nHost: t\r\n\r\n"));
@@ -509,7 +515,9 @@ std::string Handshake(RawConn& c, std::string_view path, std::string_view type,
 
 TEST_CASE("proxy_http: a WebSocket upgrade becomes a tunnel both ways, other upgrades do not",
           "[e2e][proxy]") {
-  Mesh mesh(1);
+  const std::string io_uring = GENERATE("auto", "off");
+  INFO("--io-uring " << io_uring);
+  Mesh mesh(1, std::string(kListener), io_uring);
   {
     RawConn c(mesh.port);
     // Bytes right behind the handshake belong to the tunnel.

@@ -180,5 +180,23 @@ TEST_CASE("weft-proxy refuses a bad bootstrap with file, line and field") {
   CHECK(log.find("b.yaml:3: xds.servrs: Cannot find field") != std::string::npos);
 }
 
+TEST_CASE("weft-proxy refuses an unknown --io-uring value") {
+  TempDir dir("weft-proxy-bad-flag");
+  std::string bootstrap = dir.Join("b.yaml");
+  REQUIRE(WriteFileAtomic(bootstrap, "node: { id: x }\n"));
+  std::string error;
+  auto p = Subprocess::Start(
+      {BinDir() + "/weft-proxy", "--bootstrap", bootstrap, "--io-uring", "sometimes"}, {},
+      dir.Join("log"), &error);
+  REQUIRE(p);
+  auto code = p->Wait(std::chrono::seconds(5));
+  REQUIRE(code.has_value());
+  CHECK(WIFEXITED(*code));
+  CHECK(WEXITSTATUS(*code) == 2);
+  std::string log = p->Log();
+  INFO(log);
+  CHECK(log.find("--io-uring: expected auto, on or off, got \"sometimes\"") != std::string::npos);
+}
+
 }  // namespace
 }  // namespace weft::test
