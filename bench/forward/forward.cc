@@ -11,21 +11,17 @@
 //                      [--io epoll|uring]
 //
 // --io epoll: level-triggered epoll, one read per readiness event, send to the peer.
-// --io uring: io_uring driven by raw syscalls (no liburing on Debian 12's default install): a
-//   recv per side, its send to the peer linked in front of the next recv and completing silently
-//   (IOSQE_CQE_SKIP_SUCCESS), so a request costs one io_uring_enter per direction instead of
-//   epoll_wait + read + send.
+// --io uring: io_uring (data-plane/net/uring.h): a recv per side, its send to the peer linked in
+//   front of the next recv and completing silently (IOSQE_CQE_SKIP_SUCCESS), so a request costs
+//   one io_uring_enter per direction instead of epoll_wait + read + send.
 // Benchmark tool only: a failed upstream connect drops the client, errors close the pair.
 #include <arpa/inet.h>
 #include <fcntl.h>
-#include <linux/io_uring.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
 #include <sys/epoll.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -38,6 +34,8 @@
 #include <string>
 #include <thread>
 #include <vector>
+
+#include "data-plane/net/uring.h"
 
 namespace {
 
@@ -182,101 +180,6 @@ void RunEpoll(const Options& options) {
 
 // --- io_uring ------------------------------------------------------------------------------
 
-class Ring {
- public:
-  explicit Ring(unsigned entries) {
-    io_uring_params params{};
-    // Completions are reaped only by this thread, inside io_uring_enter: no task-work
-    // interrupts while it runs user code. Older kernels lack the flags; fall back.
-    params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
-    fd_ = static_cast<int>(syscall(__NR_io_uring_setup, entries, &params));
-    if (fd_ < 0) {
-      params = {};
-      params.flags = IORING_SETUP_COOP_TASKRUN;
-      fd_ = static_cast<int>(syscall(__NR_io_uring_setup, entries, &params));
-    }
-    if (fd_ < 0) {
-      params = {};
-      fd_ = static_cast<int>(syscall(__NR_io_uring_setup, entries, &params));
-    }
-    if (fd_ < 0) Die("io_uring_setup");
-    if (!(params.features & IORING_FEAT_SINGLE_MMAP)) {
-      errno = ENOTSUP;
-      Die("io_uring without IORING_FEAT_SINGLE_MMAP");
-    }
-    const size_t sq_size = params.sq_off.array + params.sq_entries * sizeof(unsigned);
-    const size_t cq_size = params.cq_off.cqes + params.cq_entries * sizeof(io_uring_cqe);
-    ring_size_ = sq_size > cq_size ? sq_size : cq_size;
-    ring_ = static_cast<char*>(mmap(nullptr, ring_size_, PROT_READ | PROT_WRITE,
-                                    MAP_SHARED | MAP_POPULATE, fd_, IORING_OFF_SQ_RING));
-    if (ring_ == MAP_FAILED) Die("mmap rings");
-    sqes_ = static_cast<io_uring_sqe*>(mmap(nullptr, params.sq_entries * sizeof(io_uring_sqe),
-                                            PROT_READ | PROT_WRITE, MAP_SHARED | MAP_POPULATE, fd_,
-                                            IORING_OFF_SQES));
-    if (sqes_ == MAP_FAILED) Die("mmap sqes");
-    sq_head_ = reinterpret_cast<unsigned*>(ring_ + params.sq_off.head);
-    sq_tail_ = reinterpret_cast<unsigned*>(ring_ + params.sq_off.tail);
-    sq_mask_ = *reinterpret_cast<unsigned*>(ring_ + params.sq_off.ring_mask);
-    sq_entries_ = params.sq_entries;
-    sq_array_ = reinterpret_cast<unsigned*>(ring_ + params.sq_off.array);
-    cq_head_ = reinterpret_cast<unsigned*>(ring_ + params.cq_off.head);
-    cq_tail_ = reinterpret_cast<unsigned*>(ring_ + params.cq_off.tail);
-    cq_mask_ = *reinterpret_cast<unsigned*>(ring_ + params.cq_off.ring_mask);
-    cqes_ = reinterpret_cast<io_uring_cqe*>(ring_ + params.cq_off.cqes);
-  }
-
-  // A zeroed SQE to fill; submits what is queued first if the ring is full.
-  io_uring_sqe* Next() {
-    const unsigned tail = *sq_tail_;
-    if (tail - std::atomic_ref(*sq_head_).load(std::memory_order_acquire) == sq_entries_) {
-      Enter(0);
-    }
-    const unsigned index = tail & sq_mask_;
-    sq_array_[index] = index;
-    io_uring_sqe* sqe = &sqes_[index];
-    std::memset(sqe, 0, sizeof(*sqe));
-    std::atomic_ref(*sq_tail_).store(tail + 1, std::memory_order_release);
-    ++queued_;
-    return sqe;
-  }
-
-  // Submits what is queued and waits for at least wait_for completions.
-  void Enter(unsigned wait_for) {
-    const long r = syscall(__NR_io_uring_enter, fd_, queued_, wait_for,
-                           wait_for > 0 ? IORING_ENTER_GETEVENTS : 0, nullptr, 0);
-    if (r < 0 && errno != EINTR && errno != EBUSY && errno != ETIME) Die("io_uring_enter");
-    if (r > 0) queued_ -= static_cast<unsigned>(r);
-  }
-
-  template <typename F>
-  void Reap(F&& handle) {
-    unsigned head = *cq_head_;
-    const unsigned tail = std::atomic_ref(*cq_tail_).load(std::memory_order_acquire);
-    for (; head != tail; ++head) {
-      const io_uring_cqe cqe = cqes_[head & cq_mask_];
-      // Release the slot before handling: the handler may queue work whose completions need it.
-      std::atomic_ref(*cq_head_).store(head + 1, std::memory_order_release);
-      handle(cqe);
-    }
-  }
-
- private:
-  int fd_ = -1;
-  char* ring_ = nullptr;
-  size_t ring_size_ = 0;
-  io_uring_sqe* sqes_ = nullptr;
-  unsigned* sq_head_ = nullptr;
-  unsigned* sq_tail_ = nullptr;
-  unsigned sq_mask_ = 0;
-  unsigned sq_entries_ = 0;
-  unsigned* sq_array_ = nullptr;
-  unsigned* cq_head_ = nullptr;
-  unsigned* cq_tail_ = nullptr;
-  unsigned cq_mask_ = 0;
-  io_uring_cqe* cqes_ = nullptr;
-  unsigned queued_ = 0;
-};
-
 struct UringPair;
 struct UringSide {
   UringPair* pair;
@@ -294,7 +197,14 @@ constexpr uint64_t kAcceptTag = 1;
 
 void RunUring(const Options& options) {
   const int listener = Listener(options.listen);
-  Ring ring(1024);
+  auto created = weft::net::Uring::Create(1024, /*waits_in_enter=*/true);
+  if (!created.ok()) {
+    std::fprintf(stderr, "weft-bench-forward: %s\n",
+                 std::string(created.status().message()).c_str());
+    std::exit(1);
+  }
+  weft::net::Uring& ring = **created;
+  std::vector<io_uring_cqe> done;
   auto arm_accept = [&] {
     io_uring_sqe* sqe = ring.Next();
     sqe->opcode = IORING_OP_ACCEPT;
@@ -325,52 +235,55 @@ void RunUring(const Options& options) {
     }
   };
   arm_accept();
+  auto handle = [&](const io_uring_cqe& cqe) {
+    if (cqe.user_data == kAcceptTag) {
+      arm_accept();
+      if (cqe.res < 0) return;
+      const int client = cqe.res;
+      const int upstream = ConnectUpstream(options.upstream);
+      if (upstream < 0) {
+        close(client);
+        return;
+      }
+      const int one = 1;
+      setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+      auto* pair = new UringPair;
+      pair->side[0].pair = pair->side[1].pair = pair;
+      pair->side[0].fd = pair->side[1].peer_fd = client;
+      pair->side[1].fd = pair->side[0].peer_fd = upstream;
+      arm_recv(&pair->side[0]);
+      arm_recv(&pair->side[1]);
+      return;
+    }
+    // A recv's completion, or a failed send's (successful sends complete silently); a send
+    // carries the side's address with the low bit set.
+    const bool is_send = (cqe.user_data & 1) != 0;
+    auto* side = reinterpret_cast<UringSide*>(cqe.user_data & ~uint64_t{1});
+    UringPair* pair = side->pair;
+    // A failed send is not counted: its linked recv, which always completes, holds the pair.
+    if (!is_send) --pair->in_flight;
+    if (is_send || cqe.res <= 0 || pair->closing) {
+      close_pair(pair);
+      return;
+    }
+    // The peer's send first, then this side's next recv into the same buffer once the send
+    // has finished with it. MSG_WAITALL: a short send is retried by the kernel.
+    io_uring_sqe* send = ring.Next();
+    send->opcode = IORING_OP_SEND;
+    send->fd = side->peer_fd;
+    send->addr = reinterpret_cast<uint64_t>(side->buffer);
+    send->len = static_cast<uint32_t>(cqe.res);
+    send->msg_flags = MSG_NOSIGNAL | MSG_WAITALL;
+    send->flags = IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
+    send->user_data = reinterpret_cast<uint64_t>(side) | 1;
+    // If the send fails, this recv completes with -ECANCELED.
+    arm_recv(side);
+  };
   for (;;) {
-    ring.Enter(1);
-    ring.Reap([&](const io_uring_cqe& cqe) {
-      if (cqe.user_data == kAcceptTag) {
-        arm_accept();
-        if (cqe.res < 0) return;
-        const int client = cqe.res;
-        const int upstream = ConnectUpstream(options.upstream);
-        if (upstream < 0) {
-          close(client);
-          return;
-        }
-        const int one = 1;
-        setsockopt(client, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-        auto* pair = new UringPair;
-        pair->side[0].pair = pair->side[1].pair = pair;
-        pair->side[0].fd = pair->side[1].peer_fd = client;
-        pair->side[1].fd = pair->side[0].peer_fd = upstream;
-        arm_recv(&pair->side[0]);
-        arm_recv(&pair->side[1]);
-        return;
-      }
-      // A recv's completion, or a failed send's (successful sends complete silently); a send
-      // carries the side's address with the low bit set.
-      const bool is_send = (cqe.user_data & 1) != 0;
-      auto* side = reinterpret_cast<UringSide*>(cqe.user_data & ~uint64_t{1});
-      UringPair* pair = side->pair;
-      // A failed send is not counted: its linked recv, which always completes, holds the pair.
-      if (!is_send) --pair->in_flight;
-      if (is_send || cqe.res <= 0 || pair->closing) {
-        close_pair(pair);
-        return;
-      }
-      // The peer's send first, then this side's next recv into the same buffer once the send
-      // has finished with it. MSG_WAITALL: a short send is retried by the kernel.
-      io_uring_sqe* send = ring.Next();
-      send->opcode = IORING_OP_SEND;
-      send->fd = side->peer_fd;
-      send->addr = reinterpret_cast<uint64_t>(side->buffer);
-      send->len = static_cast<uint32_t>(cqe.res);
-      send->msg_flags = MSG_NOSIGNAL | MSG_WAITALL;
-      send->flags = IOSQE_IO_LINK | IOSQE_CQE_SKIP_SUCCESS;
-      send->user_data = reinterpret_cast<uint64_t>(side) | 1;
-      // If the send fails, this recv completes with -ECANCELED.
-      arm_recv(side);
-    });
+    if (!ring.Enter(1)) Die("io_uring_enter");
+    done.clear();
+    ring.Reap(&done);
+    for (const io_uring_cqe& cqe : done) handle(cqe);
   }
 }
 
