@@ -129,8 +129,8 @@ int main(int argc, char** argv) {
   flags.Int("max-connections", &max_connections,
             "downstream connections across workers (overrides the bootstrap; 0: unlimited)");
   flags.String("io-uring", &io_uring,
-               "auto: workers send through io_uring where the kernel allows it; on: require "
-               "it; off: plain send(2)");
+               "auto: workers batch sends through io_uring where the kernel allows it; on: "
+               "every send through io_uring, refuse to start without it; off: plain send(2)");
   if (auto s = flags.Parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "weft-proxy: %s\n", std::string(s.message()).c_str());
     return 2;

@@ -38,8 +38,10 @@ class Deferred {
 class Buffer;
 class Uring;
 
-// How a loop sends. kUring queues sends on an io_uring and hands a whole batch to the kernel in
-// one system call; kAuto uses it where the kernel allows and falls back to kSyscalls.
+// How a loop sends. kUring queues every send on an io_uring and hands a whole batch to the
+// kernel in one system call. kAuto does so where the kernel allows io_uring, except that a batch
+// of one socket event sends directly (one call either way, and send(2) is cheaper); without
+// io_uring it is kSyscalls: send(2) for everything.
 enum class SendMode { kAuto, kUring, kSyscalls };
 
 class EventLoop {
@@ -115,6 +117,8 @@ class EventLoop {
   std::vector<PendingSend*> sending_;
   std::vector<std::unique_ptr<PendingSend>> spare_sends_;
   size_t sends_in_flight_ = 0;
+  bool ring_always_ = false;  // kUring: no direct sends
+  bool lone_event_ = false;   // this batch holds one socket event: send directly
 
   std::mutex mu_;  // guards posted_
   std::vector<std::function<void()>> posted_;
