@@ -568,6 +568,17 @@ void ValidateRouteMatch(const RouteMatch& m, ValidationErrors* errors) {
   }
 }
 
+// The connection manager's and a route's upgrade_configs: each names its type (a route's
+// entry switches the connection manager's type of that name on or off).
+template <typename UpgradeConfigs>
+void ValidateUpgradeTypes(const UpgradeConfigs& configs, ValidationErrors* errors) {
+  for (int i = 0; i < configs.size(); ++i) {
+    if (configs.Get(i).upgrade_type().empty()) {
+      errors->AddAt(Indexed("upgrade_configs", i) + ".upgrade_type", "must not be empty");
+    }
+  }
+}
+
 void ValidateRouteAction(const RouteAction& a, const std::set<std::string>& plugin_names,
                          ValidationErrors* errors) {
   switch (a.cluster_specifier_case()) {
@@ -624,6 +635,7 @@ void ValidateRouteAction(const RouteAction& a, const std::set<std::string>& plug
   }
   CheckNonNegativeDuration(a.has_timeout(), a.timeout(), "timeout", errors);
   CheckNonNegativeDuration(a.has_idle_timeout(), a.idle_timeout(), "idle_timeout", errors);
+  ValidateUpgradeTypes(a.upgrade_configs(), errors);
   if (a.has_max_stream_duration()) {
     Scope s(errors, "max_stream_duration");
     const auto& msd = a.max_stream_duration();
@@ -795,11 +807,7 @@ void ValidateHttpConnectionManager(const HttpConnectionManager& hcm, ValidationE
       errors->Add("one of rds or route_config must be set");
       break;
   }
-  for (int i = 0; i < hcm.upgrade_configs_size(); ++i) {
-    if (hcm.upgrade_configs(i).upgrade_type().empty()) {
-      errors->AddAt(Indexed("upgrade_configs", i) + ".upgrade_type", "must not be empty");
-    }
-  }
+  ValidateUpgradeTypes(hcm.upgrade_configs(), errors);
   const int n = hcm.http_filters_size();
   for (int i = 0; i < n; ++i) {
     Scope s(errors, Indexed("http_filters", i));

@@ -240,6 +240,8 @@ virtual_hosts:
     direct_response: {status: 700}
   - match: {prefix: /x}
     route: {cluster: c, timeout: -1s, retry_policy: {num_retries: 1000}}
+  - match: {prefix: /ws}
+    route: {cluster: c, upgrade_configs: [{upgrade_type: websocket, enabled: false}, {}]}
 - name: a
   domains: ["A.com"]
   routes:
@@ -257,6 +259,8 @@ virtual_hosts:
   CHECK(Has(e, {"routes[2].direct_response.status: must be in 200..599, got 700"}));
   CHECK(Has(e, {"routes[3].route.timeout: must not be negative"}));
   CHECK(Has(e, {"routes[3].route.retry_policy.num_retries: must be at most"}));
+  CHECK(Has(e, {"routes[4].route.upgrade_configs[1].upgrade_type: must not be empty"}));
+  CHECK_FALSE(Has(e, {"routes[4].route.upgrade_configs[0]"}));
   CHECK(Has(e, {"virtual_hosts[1].name: duplicate virtual host name \"a\""}));
   CHECK(Has(e, {"virtual_hosts[1].domains[0]: duplicate domain \"A.com\" (also in "
                 "virtual_hosts[0])"}));
