@@ -482,6 +482,10 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   Clock::time_point head_started_{};
   Clock::time_point linger_deadline_{};
   http1::MessageHead head_;
+  // The upstream's response head and the headers passed on: per connection, not per response,
+  // so their vectors keep their capacity.
+  http1::MessageHead response_head_;
+  HeaderList response_headers_;
   HeaderList headers_;
   std::string scratch_;
   std::optional<Request> rq_;
@@ -958,7 +962,7 @@ void HttpConnection::ProcessResponse() {
   Request& rq = *rq_;
   UpstreamConn* up = up_;
   while (!rq.response_started) {
-    http1::MessageHead head;
+    http1::MessageHead& head = response_head_;
     http1::ParseError error;
     auto status =
         http1::ParseResponseHead(up->in_.readable(), rq.method, http1::Limits{}, &head, &error);
@@ -1001,7 +1005,8 @@ void HttpConnection::ProcessResponse() {
     if (head.body == http1::BodyKind::kUntilClose) rq.keep_alive = false;
     if (!rq.body_done) rq.keep_alive = false;  // answered before the request finished
 
-    HeaderList response_headers;
+    HeaderList& response_headers = response_headers_;  // reused, as the parsed head
+    response_headers.Reset();
     for (const http1::Header& h : head.headers) {
       if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
       response_headers.AddView(h.name, h.value);
