@@ -26,6 +26,7 @@ namespace {
 // Completions of cancel requests (Close, teardown) carry this tag; a PendingSend's address
 // never equals it.
 constexpr uint64_t kCancelTag = 1;
+constexpr size_t kMaxSpareSends = 64;
 }  // namespace
 
 EventLoop::EventLoop(int epoll_fd, int wake_fd) : epoll_fd_(epoll_fd), wake_fd_(wake_fd) {}
@@ -211,9 +212,15 @@ void EventLoop::DrainSends() {
       const bool attached = send->attached;
       const bool failed = cqe.res < 0;
       const bool shut = send->shutdown_after;
-      send->data.Clear();
-      send->data.ShrinkIfIdle();
-      spare_sends_.emplace_back(send);
+      // Kept for reuse with their storage, up to a bound: a burst of many sockets sending at
+      // once must not leave its buffers resident afterwards.
+      if (spare_sends_.size() < kMaxSpareSends) {
+        send->data.Clear();
+        send->data.ShrinkIfIdle();
+        spare_sends_.emplace_back(send);
+      } else {
+        delete send;
+      }
       if (!attached) continue;
       sending_[fd] = nullptr;
       if (failed) {
