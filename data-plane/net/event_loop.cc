@@ -46,13 +46,19 @@ absl::StatusOr<std::unique_ptr<EventLoop>> EventLoop::Create(SendMode send_mode)
   epoll_ctl(epfd, EPOLL_CTL_ADD, wake, &ev);
   if (send_mode != SendMode::kSyscalls) {
     auto ring = Uring::Create(256);
-    if (ring.ok() && (*ring)->SignalAsyncCompletions(wake)) {
+    absl::Status unavailable;
+    if (!ring.ok()) {
+      unavailable = ring.status();
+    } else if (!(*ring)->SignalAsyncCompletions(wake)) {
+      unavailable = absl::UnavailableError(
+          absl::StrCat("io_uring: registering the wake-up eventfd: ", strerror(errno)));
+    } else {
       loop->ring_ = std::move(*ring);
       loop->ring_always_ = send_mode == SendMode::kUring;
-    } else if (send_mode == SendMode::kUring) {
-      return ring.ok() ? absl::UnavailableError(absl::StrCat(
-                             "io_uring: registering the wake-up eventfd: ", strerror(errno)))
-                       : ring.status();
+    }
+    if (!unavailable.ok()) {
+      if (send_mode == SendMode::kUring) return unavailable;
+      loop->uring_unavailable_ = std::string(unavailable.message());
     }
   }
   return loop;

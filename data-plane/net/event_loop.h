@@ -15,6 +15,7 @@
 #include <functional>
 #include <memory>
 #include <mutex>
+#include <string>
 #include <vector>
 
 #include "absl/status/statusor.h"
@@ -79,6 +80,8 @@ class EventLoop {
     return fd >= 0 && static_cast<size_t>(fd) < sending_.size() && sending_[fd] != nullptr;
   }
   bool uses_uring() const { return ring_ != nullptr; }
+  // Why kAuto sends with plain syscalls (empty when it uses io_uring, or was not asked to).
+  const std::string& uring_unavailable() const { return uring_unavailable_; }
 
   // Runs `fn` on the loop thread. Thread-safe.
   void Post(std::function<void()> fn);
@@ -118,7 +121,8 @@ class EventLoop {
   std::vector<std::unique_ptr<PendingSend>> spare_sends_;
   size_t sends_in_flight_ = 0;
   bool ring_always_ = false;  // kUring: no direct sends
-  bool lone_event_ = false;   // this batch holds one socket event: send directly
+  std::string uring_unavailable_;
+  bool lone_event_ = false;  // this batch holds one socket event: send directly
 
   std::mutex mu_;  // guards posted_
   std::vector<std::function<void()>> posted_;

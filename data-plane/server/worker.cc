@@ -196,6 +196,15 @@ class Worker::Impl {
     auto loop = net::EventLoop::Create(options_.send_mode);
     if (!loop.ok()) return loop.status();
     loop_ = std::move(*loop);
+    if (options_.index == 0) {
+      // Once per process: the workers share the kernel, so they share the outcome.
+      if (loop_->uses_uring()) {
+        WEFT_LOG(kInfo) << "workers batch their sends through io_uring";
+      } else if (!loop_->uring_unavailable().empty()) {
+        WEFT_LOG(kWarning) << "io_uring unavailable, workers send with send(2): "
+                           << loop_->uring_unavailable();
+      }
+    }
     loop_->SetTick(std::chrono::milliseconds(50), [this] { Tick(); });
     return absl::OkStatus();
   }

@@ -402,6 +402,9 @@ TEST_CASE("proxy_http: keep-alive, pipelining, chunked and streamed bodies, 100-
   const std::string io_uring = GENERATE("on", "off");
   if (!SendModeAvailable(io_uring)) return;
   Mesh mesh(1, std::string(kListener), io_uring);
+  // The operator can tell which path the workers took.
+  CHECK((mesh.proxy->Log().find("workers batch their sends through io_uring") !=
+         std::string::npos) == (io_uring == "on"));
   HttpClient client(mesh.port);
   // Two pipelined requests in one write come back in order.
   REQUIRE(client.Send("GET /one HTTP/1.1\r\nHost: t\r\n\r\nGET /two HTTP/1.1\r\nHost: t\r\n\r\n"));
