@@ -79,15 +79,10 @@ EventLoop::~EventLoop() {
       for (const io_uring_cqe& cqe : done) {
         if (cqe.user_data == kCancelTag) continue;
         auto* send = reinterpret_cast<PendingSend*>(cqe.user_data);
-        // A short send (cut by a signal) goes on with the rest, as in DrainSends.
-        if (cqe.res < 0 || static_cast<size_t>(cqe.res) >= send->data.size()) {
-          --sends_in_flight_;
-          if (send->attached) sending_[send->fd] = nullptr;
-          delete send;
-        } else {
-          send->data.Consume(static_cast<size_t>(cqe.res));
-          QueueSend(send);
-        }
+        if (ResumeShortSend(send, cqe.res)) continue;
+        --sends_in_flight_;
+        if (send->attached) sending_[send->fd] = nullptr;
+        delete send;
       }
     }
   }
@@ -158,8 +153,18 @@ void EventLoop::QueueSend(PendingSend* send) {
   sqe->user_data = reinterpret_cast<uint64_t>(send);
 }
 
+bool EventLoop::ResumeShortSend(PendingSend* send, int result) {
+  // Short despite MSG_WAITALL (cut by a signal): the rest goes out, unless the socket is closed.
+  if (result < 0 || static_cast<size_t>(result) >= send->data.size() || !send->attached) {
+    return false;
+  }
+  send->data.Consume(static_cast<size_t>(result));
+  QueueSend(send);
+  return true;
+}
+
 void EventLoop::ShutdownWrite(int fd) {
-  if (fd >= 0 && static_cast<size_t>(fd) < sending_.size() && sending_[fd] != nullptr) {
+  if (Sending(fd)) {
     sending_[fd]->shutdown_after = true;
     return;
   }
@@ -168,7 +173,7 @@ void EventLoop::ShutdownWrite(int fd) {
 
 void EventLoop::Close(int fd) {
   Remove(fd);
-  if (fd >= 0 && static_cast<size_t>(fd) < sending_.size() && sending_[fd] != nullptr) {
+  if (Sending(fd)) {
     PendingSend* send = sending_[fd];
     sending_[fd] = nullptr;
     send->attached = false;
@@ -205,14 +210,7 @@ void EventLoop::DrainSends() {
     for (const io_uring_cqe& cqe : done) {
       if (cqe.user_data == kCancelTag) continue;
       auto* send = reinterpret_cast<PendingSend*>(cqe.user_data);
-      if (cqe.res >= 0 && static_cast<size_t>(cqe.res) < send->data.size()) {
-        // Short despite MSG_WAITALL (a signal): send the rest.
-        send->data.Consume(static_cast<size_t>(cqe.res));
-        if (send->attached) {
-          QueueSend(send);
-          continue;
-        }
-      }
+      if (ResumeShortSend(send, cqe.res)) continue;
       --sends_in_flight_;
       const int fd = send->fd;
       const bool attached = send->attached;

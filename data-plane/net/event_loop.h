@@ -101,6 +101,8 @@ class EventLoop {
   EventLoop(int epoll_fd, int wake_fd);
   void RunPosted();
   void QueueSend(PendingSend* send);
+  // Queues the rest of a send the kernel took only part of; false when it is done.
+  bool ResumeShortSend(PendingSend* send, int result);
   // Submits queued sends and handles completions until neither is left.
   void DrainSends();
   void Deliver(int fd, uint32_t events);
