@@ -77,6 +77,12 @@ void CheckPercent(double value, std::string_view field, ValidationErrors* errors
   }
 }
 
+// A TLS setting that is accepted and not applied would carry traffic in the clear that the
+// operator believes encrypted (or accept plaintext on a port meant for mTLS only).
+constexpr std::string_view kNoTransportSockets =
+    "transport sockets (TLS) are not supported by weft-proxy yet; refused rather than served in "
+    "the clear";
+
 // Full names of the typed_config messages we understand, from the generated descriptors.
 std::string_view FullName(const google::protobuf::Descriptor* d) { return d->full_name(); }
 
@@ -326,6 +332,10 @@ void ValidateHealthCheck(const HealthCheck& hc, ValidationErrors* errors) {
 void ValidateCluster(const Cluster& c, ValidationErrors* errors) {
   if (c.name().empty()) errors->AddAt("name", "must not be empty");
   CheckPositiveDuration(c.has_connect_timeout(), c.connect_timeout(), "connect_timeout", errors);
+  if (c.has_transport_socket()) errors->AddAt("transport_socket", kNoTransportSockets);
+  for (int i = 0; i < c.transport_socket_matches_size(); ++i) {
+    errors->AddAt(Indexed("transport_socket_matches", i), kNoTransportSockets);
+  }
 
   std::optional<Cluster::DiscoveryType> type;
   if (c.has_cluster_type()) {
@@ -828,10 +838,11 @@ void ValidateHttpConnectionManager(const HttpConnectionManager& hcm, ValidationE
       // gRPC and Envoy both need the router to terminate the chain.
       if (i != n - 1) errors->AddAt("typed_config", "the router filter must be the last filter");
     } else if (type == FullName(RBAC::descriptor())) {
-      RBAC rbac;
-      if (!rbac.ParseFromString(f.typed_config().value())) {
-        errors->AddAt("typed_config", "cannot parse RBAC");
-      }
+      // Refused even when optional: an authorization policy that is accepted and not enforced
+      // leaves the operator believing it is in force.
+      errors->AddAt("typed_config",
+                    "the RBAC filter (envoy.filters.http.rbac) is not enforced by weft-proxy yet; "
+                    "refused rather than ignored");
     } else if (!f.is_optional()) {
       errors->AddAt("typed_config", absl::StrCat("unsupported HTTP filter type \"",
                                                  f.typed_config().type_url(), "\""));
@@ -845,6 +856,7 @@ void ValidateHttpConnectionManager(const HttpConnectionManager& hcm, ValidationE
 }
 
 void ValidateFilterChain(const FilterChain& chain, ValidationErrors* errors) {
+  if (chain.has_transport_socket()) errors->AddAt("transport_socket", kNoTransportSockets);
   const int n = chain.filters_size();
   if (n == 0) errors->AddAt("filters", "must not be empty");
   for (int i = 0; i < n; ++i) {

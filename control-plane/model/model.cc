@@ -760,6 +760,10 @@ class Validator {
       Scope ts(errors_, "tls");
       if (!cfg::Tls::Mode_IsValid(p.tls().mode())) {
         errors_->AddAt("mode", absl::StrCat("unknown value ", p.tls().mode()));
+      } else if (p.tls().mode() != cfg::Tls::DISABLE) {
+        errors_->AddAt("mode",
+                       "TLS is not supported by weft-proxy yet; refused rather than sending this "
+                       "service's traffic in the clear");
       }
       if (!p.tls().sni().empty() && !IsHostname(p.tls().sni())) {
         errors_->AddAt("sni", absl::StrCat("invalid server name \"", p.tls().sni(), "\""));
@@ -769,6 +773,10 @@ class Validator {
   }
 
   void ValidateAuthorizationPolicy(const cfg::AuthorizationPolicy& p) {
+    // Until weft-proxy enforces its RBAC filter, a stored policy would be believed in force.
+    errors_->Add(
+        "AuthorizationPolicy is not enforced by weft-proxy yet (no RBAC filter); refused rather "
+        "than accepted and ignored");
     ValidateMeta(p.name(), p.namespace_());
     const std::string ns = NamespaceOf(p.namespace_());
     if (p.service().empty()) {

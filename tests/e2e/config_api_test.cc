@@ -490,7 +490,6 @@ TEST_CASE("config_api: objects applied with weftctl survive a SIGKILL of weft-cp
     CHECK(Contains(applied.out, "Service/default/payments created"));
     CHECK(Contains(applied.out, "Route/default/payments-canary created"));
     CHECK(Contains(applied.out, "Policy/default/payments-v2 created"));
-    CHECK(Contains(applied.out, "AuthorizationPolicy/default/payments-callers created"));
     snapshots_before = cp.Admin("/debug/snapshots");
     CtlResult got = cp.Ctl({"get"});
     REQUIRE(got.exit_code == 0);

@@ -136,9 +136,7 @@ TEST_CASE("Only the sidecars of a Service get its inbound listener") {
   CpFixture cp;
   cp.Write("mesh.yaml",
            "kind: Service\nname: payments\nports: [{port: 18080}]\n"
-           "endpoints: [{address: 127.0.0.1, port: 18081}]\n---\n"
-           "kind: AuthorizationPolicy\nname: callers\nservice: payments\nrules:\n"
-           "- from: {identities: [\"spiffe://weft/ns/default/sa/web\"]}\n");
+           "endpoints: [{address: 127.0.0.1, port: 18081}]\n");
   cp.Start();
   Proxy payments;
   payments.Start(cp.xds_port(), "DELTA", "payments-1", "payments");

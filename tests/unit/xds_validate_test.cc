@@ -208,6 +208,18 @@ TEST_CASE("listener: HCM route specifier, router last, unknown filter types") {
   CHECK(Has(e, {"filters[0].typed_config: unsupported network filter type",
                 "type.googleapis.com/acme.Mystery"}));
 
+  // Not enforced yet, so refused even when marked optional (issue 12, step 0).
+  e = Errors(Pack<Listener>(ListenerYaml("      rds: {route_config_name: r}\n", R"(
+      - name: rbac
+        is_optional: true
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.rbac.v3.RBAC
+      - name: envoy.filters.http.router
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+)")));
+  CHECK(Has(e, {"http_filters[0].typed_config: the RBAC filter", "not enforced by weft-proxy"}));
+
   Listener empty;
   e = Errors(PackAny(empty));
   CHECK(Has(e, {"name: must not be empty"}));
@@ -324,6 +336,31 @@ TEST_CASE("ValidateResources reports every problem, including duplicates and for
 
   CHECK(ValidateResources({Pack<Cluster>(kGoodCluster)}).ok());
   CHECK(ValidateResources({}).ok());
+}
+
+}  // namespace
+}  // namespace weft::xds
+
+namespace weft::xds {
+namespace {
+
+// A TLS setting accepted and not applied would send traffic in the clear (issue 12, step 0).
+TEST_CASE("transport sockets are refused on listeners and clusters until TLS exists") {
+  Listener l;
+  l.set_name("l");
+  l.mutable_address()->mutable_socket_address()->set_address("0.0.0.0");
+  auto* chain = l.add_filter_chains();
+  chain->mutable_transport_socket()->set_name("envoy.transport_sockets.tls");
+  auto e = Errors(PackAny(l));
+  CHECK(Has(e, {"filter_chains[0].transport_socket: transport sockets (TLS) are not supported"}));
+
+  Cluster c;
+  c.set_name("c");
+  c.mutable_transport_socket()->set_name("envoy.transport_sockets.tls");
+  c.add_transport_socket_matches()->set_name("tls");
+  e = Errors(PackAny(c));
+  CHECK(Has(e, {"transport_socket: transport sockets (TLS) are not supported"}));
+  CHECK(Has(e, {"transport_socket_matches[0]: transport sockets (TLS) are not supported"}));
 }
 
 }  // namespace
