@@ -11,6 +11,7 @@
 #include "common/proto_util.h"
 #include "common/strings.h"
 #include "common/xds/resource_type.h"
+#include "common/xds/supported.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
@@ -882,6 +883,8 @@ void ValidateFilterChain(const FilterChain& chain, ValidationErrors* errors) {
       if (!tcp.ParseFromString(f.typed_config().value())) {
         errors->Add("cannot parse TcpProxy");
       } else {
+        // Accepted and not proxied would leave the port open to nobody, or to the app directly.
+        errors->Add("tcp_proxy is not supported by weft-proxy yet; refused rather than ignored");
         if (tcp.stat_prefix().empty()) errors->AddAt("stat_prefix", "must not be empty");
         if (tcp.cluster_specifier_case() == TcpProxy::CLUSTER_SPECIFIER_NOT_SET ||
             (tcp.has_cluster() && tcp.cluster().empty())) {
@@ -1001,24 +1004,28 @@ std::optional<std::string> ParseAndValidate(const google::protobuf::Any& any,
       Cluster m;
       if (!parse(&m)) return std::nullopt;
       ValidateCluster(m, errors);
+      CheckSupportedFields(m, errors);
       return m.name();
     }
     case ResourceType::kEndpoint: {
       ClusterLoadAssignment m;
       if (!parse(&m)) return std::nullopt;
       ValidateLoadAssignment(m, /*require_name=*/true, errors);
+      CheckSupportedFields(m, errors);
       return m.cluster_name();
     }
     case ResourceType::kListener: {
       Listener m;
       if (!parse(&m)) return std::nullopt;
       ValidateListener(m, errors);
+      CheckSupportedFields(m, errors);
       return m.name();
     }
     case ResourceType::kRoute: {
       RouteConfiguration m;
       if (!parse(&m)) return std::nullopt;
       ValidateRouteConfiguration(m, /*require_name=*/true, errors);
+      CheckSupportedFields(m, errors);
       return m.name();
     }
     case ResourceType::kSecret: {

@@ -45,6 +45,20 @@ using ::google::protobuf::Duration;
 using Scope = ValidationErrors::Scope;
 
 constexpr std::string_view kKinds = "Service, Route, Policy or AuthorizationPolicy";
+
+// What weft-proxy does not apply yet is refused here, with the reason, rather than translated
+// into resources the proxy would NACK (or, worse, accepted and not enforced).
+struct NotYet {
+  std::string_view tcp =
+      "TCP ports are not proxied by weft-proxy yet (no TCP proxy); refused rather than ignored";
+  std::string_view health_check =
+      "active health checks are not run by weft-proxy yet; refused rather than ignored";
+  std::string_view outlier_detection =
+      "outlier detection is not done by weft-proxy yet; refused rather than ignored";
+  std::string_view circuit_breakers =
+      "circuit breakers are not enforced by weft-proxy yet; refused rather than ignored";
+};
+constexpr NotYet kNotYet;
 constexpr uint64_t kMaxRingSize = 8388608;  // Envoy's limit
 constexpr uint32_t kMaxRetries = 100;       // same cap as the proxy's validator
 constexpr std::string_view kAnyDomain = "*";
@@ -348,6 +362,8 @@ class Validator {
       }
       if (!cfg::ServicePort::Protocol_IsValid(p.protocol())) {
         errors_->AddAt("protocol", absl::StrCat("unknown value ", p.protocol()));
+      } else if (p.protocol() == cfg::ServicePort::TCP) {
+        errors_->AddAt("protocol", kNotYet.tcp);
       }
       if (!p.name().empty()) {
         CheckDnsLabel(p.name(), "name", errors_);
@@ -634,6 +650,13 @@ class Validator {
 
   void ValidatePolicy(const cfg::Policy& p, const std::string& key) {
     ValidateMeta(p.name(), p.namespace_());
+    if (p.has_health_check()) errors_->AddAt("health_check", kNotYet.health_check);
+    if (p.has_outlier_detection()) {
+      errors_->AddAt("outlier_detection", kNotYet.outlier_detection);
+    }
+    if (p.has_circuit_breakers()) {
+      errors_->AddAt("circuit_breakers", kNotYet.circuit_breakers);
+    }
     const std::string ns = NamespaceOf(p.namespace_());
     if (p.service().empty()) {
       errors_->AddAt("service", "must not be empty");

@@ -13,7 +13,6 @@
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
-#include "envoy/extensions/filters/network/tcp_proxy/v3/tcp_proxy.pb.h"
 
 namespace weft::cp {
 namespace {
@@ -78,8 +77,6 @@ kind: Policy
 name: payments
 service: payments
 lb: {algorithm: LEAST_RESPONSE_TIME, least_request: {choice_count: 3}, panic_threshold_percent: 30}
-circuit_breakers: {max_requests: 100}
-outlier_detection: {consecutive_5xx: 5, interval: 10s}
 )";
 
 std::map<std::string, xds::ResourcePtr> ByName(const std::vector<xds::ResourcePtr>& resources,
@@ -394,8 +391,6 @@ TEST_CASE("Translate names clusters, endpoints, listeners and routes", "[model]"
   CHECK(c.lb_policy() == Cluster::LEAST_REQUEST);
   CHECK(c.least_request_lb_config().choice_count().value() == 3);
   CHECK(c.common_lb_config().healthy_panic_threshold().value() == 30);
-  CHECK(c.circuit_breakers().thresholds(0).max_requests().value() == 100);
-  CHECK(c.outlier_detection().consecutive_5xx().value() == 5);
   CHECK(c.connect_timeout().seconds() == 1);
   CHECK(c.metadata().filter_metadata().at("weft").fields().at("lb_algorithm").string_value() ==
         "least_response_time");
@@ -558,7 +553,7 @@ TEST_CASE("Translate maps multi-port services and hashing", "[model]") {
 kind: Service
 name: cart
 namespace: shop
-ports: [{port: 80, name: http}, {port: 9000, protocol: GRPC}, {port: 6379, protocol: TCP}]
+ports: [{port: 80, name: http}, {port: 9000, protocol: GRPC}, {port: 6379}]
 endpoints:
 - {address: 10.1.0.1, port: 8080, service_port: 80}
 - {address: 10.1.0.1, port: 9000, service_port: 9000}
@@ -569,27 +564,23 @@ name: cart
 namespace: shop
 service: cart
 lb: {algorithm: RING_HASH, ring_hash: {min_ring_size: 1024}, hash_on: {header: x-user}}
-health_check: {grpc_service: ""}
 )"));
   auto clusters = ByName(resources, xds::ResourceType::kCluster);
   REQUIRE(clusters.size() == 3);
   Cluster c = Unpack<Cluster>(clusters.at("cart.shop:9000"));
   CHECK(c.lb_policy() == Cluster::RING_HASH);
   CHECK(c.ring_hash_lb_config().minimum_ring_size().value() == 1024);
-  CHECK(c.health_checks(0).has_grpc_health_check());
-  CHECK(c.health_checks(0).interval().seconds() == 10);
 
   auto cla = Unpack<ClusterLoadAssignment>(
       ByName(resources, xds::ResourceType::kEndpoint).at("cart.shop:6379"));
   CHECK(cla.endpoints(0).lb_endpoints(0).endpoint().hostname() == "cache.internal");
 
-  // No short names outside the default namespace; no API listener for TCP ports; the port-less
-  // name goes to the first HTTP-ish port.
+  // No short names outside the default namespace; the port-less name goes to the first port.
   auto listeners = ByName(resources, xds::ResourceType::kListener);
   std::vector<std::string> names;
   for (const auto& [k, v] : listeners) names.push_back(k);
-  CHECK(names ==
-        std::vector<std::string>{"cart.shop", "cart.shop:80", "cart.shop:9000", "outbound_http"});
+  CHECK(names == std::vector<std::string>{"cart.shop", "cart.shop:6379", "cart.shop:80",
+                                          "cart.shop:9000", "outbound_http"});
   RouteConfiguration rc =
       Unpack<RouteConfiguration>(ByName(resources, xds::ResourceType::kRoute).at("cart.shop"));
   const auto& def = rc.virtual_hosts(0).routes(0);
@@ -613,7 +604,7 @@ TEST_CASE("Translate refuses invalid config", "[model]") {
 constexpr char kInboundMesh[] = R"(
 kind: Service
 name: payments
-ports: [{port: 8080, protocol: HTTP}, {port: 9000, protocol: TCP}]
+ports: [{port: 8080, protocol: HTTP}, {port: 9000, protocol: HTTP2}]
 endpoints:
 - {address: 10.0.0.1, port: 8080, service_port: 8080}
 - {address: 10.0.0.1, port: 9000, service_port: 9000}
@@ -703,12 +694,6 @@ TEST_CASE("Inbound listeners and clusters go only to the service's own node grou
   CHECK(sa.socket_address().address() == "127.0.0.1");
   CHECK(sa.socket_address().port_value() == 8080);
 
-  // TCP port: a TcpProxy to the inbound cluster.
-  Listener tcp_listener = Unpack<Listener>(listeners.at("inbound|9000|payments.default"));
-  ::envoy::extensions::filters::network::tcp_proxy::v3::TcpProxy tcp;
-  REQUIRE(UnpackAny(tcp_listener.filter_chains(0).filters(0).typed_config(), &tcp).ok());
-  CHECK(tcp.cluster() == "inbound|9000|payments.default");
-
   // No AuthorizationPolicy: just the router.
   auto ledger = ByName(t.per_group.at("ledger.prod"), xds::ResourceType::kListener);
   HttpConnectionManager plain =
@@ -748,6 +733,31 @@ tls: {mode: SIMPLE}
   REQUIRE_FALSE(out.ok());
   CHECK_THAT(Msg(out.status()),
              Contains("Policy/default/payments.tls.mode: TLS is not supported by weft-proxy yet"));
+}
+
+// What weft-proxy does not apply yet is refused at apply time, with the reason (issue 12:
+// nothing configured is ignored).
+TEST_CASE("TCP ports, health checks, outlier detection and circuit breakers are refused for now",
+          "[model]") {
+  auto out = Translate(MustParse(R"(
+kind: Service
+name: db
+ports: [{port: 5432, protocol: TCP}]
+---
+kind: Policy
+name: db
+service: db
+health_check: {tcp: true}
+outlier_detection: {consecutive_5xx: 5}
+circuit_breakers: {max_requests: 100}
+)"));
+  REQUIRE_FALSE(out.ok());
+  std::string m = Msg(out.status());
+  CHECK_THAT(m, Contains("Service/default/db.ports[0].protocol: TCP ports are not proxied by "
+                         "weft-proxy yet"));
+  CHECK_THAT(m, Contains("Policy/default/db.health_check: active health checks are not run"));
+  CHECK_THAT(m, Contains("Policy/default/db.outlier_detection: outlier detection is not done"));
+  CHECK_THAT(m, Contains("Policy/default/db.circuit_breakers: circuit breakers are not enforced"));
 }
 
 TEST_CASE("A service called default gets no short node group", "[model]") {

@@ -15,6 +15,7 @@
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb.h"
+#include "tests/unit/resource_util.h"
 
 namespace weft::xds {
 namespace {
@@ -27,11 +28,7 @@ using envoy::extensions::transport_sockets::tls::v3::Secret;
 
 template <typename T>
 google::protobuf::Any Pack(std::string_view yaml) {
-  T message;
-  absl::Status s = YamlToProto(yaml, "test.yaml", &message);
-  INFO(s.ToString());
-  REQUIRE(s.ok());
-  return PackAny(message);
+  return PackAny(testing::FromYaml<T>(yaml));
 }
 
 std::vector<std::string> Errors(const google::protobuf::Any& any) {
@@ -57,13 +54,6 @@ connect_timeout: 0.5s
 lb_policy: RING_HASH
 ring_hash_lb_config: {minimum_ring_size: 1024}
 common_lb_config: {healthy_panic_threshold: {value: 40}}
-outlier_detection: {max_ejection_percent: 50, interval: 10s}
-health_checks:
-- timeout: 1s
-  interval: 5s
-  unhealthy_threshold: 2
-  healthy_threshold: 1
-  http_health_check: {path: /healthz}
 load_assignment:
   cluster_name: web
   endpoints:
@@ -106,7 +96,7 @@ virtual_hosts:
     route:
       weighted_clusters: {clusters: [{name: a1, weight: 90}, {name: a2, weight: 10}]}
       timeout: 3s
-      retry_policy: {num_retries: 2, retry_back_off: {base_interval: 0.1s, max_interval: 1s}}
+      retry_policy: {num_retries: 2, retry_on: connect-failure}
   - match: {prefix: /old}
     redirect: {path_redirect: /new, response_code: PERMANENT_REDIRECT}
   - match: {path: /health}
@@ -123,7 +113,6 @@ endpoints:
 - priority: 1
   lb_endpoints:
   - endpoint: {address: {socket_address: {address: 10.0.0.2, port_value: 80}}}
-policy: {overprovisioning_factor: 140}
 )"))
             .empty());
   CHECK(Errors(Pack<Secret>(R"(
