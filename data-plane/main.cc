@@ -218,11 +218,11 @@ int main(int argc, char** argv) {
           ->Get();
   weft::proxy::XdsClient xds(bootstrap.node(), bootstrap.xds(),
                              [generation, proxy](const weft::proxy::ConfigState& state) {
-                               absl::Status s = proxy->Update(state);
-                               if (s.ok()) {
+                               weft::proxy::ServeResult r = proxy->Update(state);
+                               if (r.status.ok()) {
                                  generation->Set(static_cast<int64_t>(state.generation()));
                                }
-                               return s;
+                               return r;
                              });
   std::atomic<bool> failing{false};
   const bool use_xds = bootstrap.xds().servers_size() > 0;
