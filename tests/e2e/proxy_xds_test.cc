@@ -239,10 +239,11 @@ TEST_CASE("Admin endpoints that change state answer only POST, on weft-proxy and
   CHECK(cp_admin.Request("POST", "/logging?level=verbose").status == 400);
 }
 
-TEST_CASE("weft-proxy refuses a bad bootstrap with file, line and field") {
+TEST_CASE("weft-proxy refuses a bad bootstrap with file, line and field, every one") {
   TempDir dir("weft-proxy-bad");
   std::string bootstrap = dir.Join("b.yaml");
-  REQUIRE(WriteFileAtomic(bootstrap, "node: { id: x }\nxds:\n  servrs: [\"127.0.0.1:1\"]\n"));
+  REQUIRE(WriteFileAtomic(bootstrap,
+                          "node: { id: x }\nxds:\n  servrs: [\"127.0.0.1:1\"]\n  mdoe: SOTW\n"));
   std::string error;
   auto p = Subprocess::Start({BinDir() + "/weft-proxy", "--bootstrap", bootstrap}, {},
                              dir.Join("log"), &error);
@@ -253,7 +254,9 @@ TEST_CASE("weft-proxy refuses a bad bootstrap with file, line and field") {
   CHECK(WEXITSTATUS(*code) == 1);
   std::string log = p->Log();
   INFO(log);
-  CHECK(log.find("b.yaml:3: xds.servrs: Cannot find field") != std::string::npos);
+  // Every unknown field, not only the first.
+  CHECK(log.find("b.yaml:3: xds.servrs: Cannot find field.; ") != std::string::npos);
+  CHECK(log.find("b.yaml:4: xds.mdoe: Cannot find field.") != std::string::npos);
 }
 
 TEST_CASE("weft-proxy refuses an unknown --io-uring value") {
