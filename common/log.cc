@@ -5,6 +5,7 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <utility>
 
 namespace weft {
 namespace {
@@ -25,18 +26,25 @@ const char* LevelTag(LogLevel level) {
   }
   return "?";
 }
+
+constexpr std::pair<std::string_view, LogLevel> kNames[] = {{"debug", LogLevel::kDebug},
+                                                            {"info", LogLevel::kInfo},
+                                                            {"warning", LogLevel::kWarning},
+                                                            {"error", LogLevel::kError},
+                                                            {"off", LogLevel::kOff}};
 }  // namespace
 
 void SetLogLevel(LogLevel level) { g_level.store(level, std::memory_order_relaxed); }
 LogLevel GetLogLevel() { return g_level.load(std::memory_order_relaxed); }
 
+std::string_view LogLevelName(LogLevel level) {
+  for (const auto& [n, l] : kNames) {
+    if (l == level) return n;
+  }
+  return "unknown";
+}
+
 bool SetLogLevelFromString(std::string_view name) {
-  static constexpr std::pair<std::string_view, LogLevel> kNames[] = {
-      {"debug", LogLevel::kDebug},
-      {"info", LogLevel::kInfo},
-      {"warning", LogLevel::kWarning},
-      {"error", LogLevel::kError},
-      {"off", LogLevel::kOff}};
   for (const auto& [n, l] : kNames) {
     if (n == name) {
       SetLogLevel(l);

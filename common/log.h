@@ -11,6 +11,8 @@ enum class LogLevel { kDebug = 0, kInfo = 1, kWarning = 2, kError = 3, kOff = 4 
 
 void SetLogLevel(LogLevel level);
 LogLevel GetLogLevel();
+// "debug", "info", "warning", "error" or "off".
+std::string_view LogLevelName(LogLevel level);
 // Accepts debug|info|warning|error|off; returns false (and changes nothing) otherwise.
 bool SetLogLevelFromString(std::string_view name);
 

@@ -2,12 +2,17 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <fstream>
+#include <memory>
 #include <sstream>
+#include <tuple>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/json.h"
+#include "common/strings.h"
+#include "google/protobuf/descriptor.h"
 #include "google/protobuf/util/json_util.h"
 #include "re2/re2.h"
 
@@ -141,6 +146,68 @@ std::pair<std::string, std::string> NormalizeJsonError(const YamlDocument& doc,
   return {path, absl::StrCat(path, ": ", rest)};
 }
 
+// Every key below `node` that the message `type` has no field for, as a document path ("a.b[2].c",
+// the way Converter names them), removed from `node` as it goes. protobuf's JSON parser stops at
+// the first problem; this walks the whole tree, so one pass reports every unknown field, and
+// what remains can be parsed again for the first other problem. Shapes that do not fit (a scalar
+// where a message belongs) are left to the parser. `node` is a handle: changes reach the tree.
+void RemoveUnknownFields(YAML::Node node, const google::protobuf::Descriptor* type,
+                         const std::string& path, std::vector<std::string>* out) {
+  using google::protobuf::FieldDescriptor;
+  if (!node.IsMap()) return;
+  const std::string& name = type->full_name();
+  bool is_any = false;
+  if (name == "google.protobuf.Any") {
+    const YAML::Node type_url = node["@type"];
+    if (!type_url.IsScalar()) return;
+    const std::string& url = type_url.Scalar();
+    type = type->file()->pool()->FindMessageTypeByName(url.substr(url.rfind('/') + 1));
+    if (type == nullptr) return;  // the parser's error
+    is_any = true;
+  }
+  // Duration, Struct, wrappers and the like have a JSON form of their own (in an Any: "value").
+  if (type->file()->package() == "google.protobuf" &&
+      type->full_name() != "google.protobuf.Empty") {
+    return;
+  }
+  std::vector<std::string> unknown;
+  for (const auto& kv : node) {
+    if (!kv.first.IsScalar()) continue;
+    const std::string& key = kv.first.Scalar();
+    if (is_any && key == "@type") continue;
+    std::string child = path.empty() ? key : absl::StrCat(path, ".", key);
+    // The parser accepts the proto field name and its JSON (lowerCamel) name.
+    const FieldDescriptor* field = type->FindFieldByName(key);
+    for (int i = 0; field == nullptr && i < type->field_count(); ++i) {
+      if (type->field(i)->json_name() == key) field = type->field(i);
+    }
+    if (field == nullptr) {
+      unknown.push_back(key);
+      out->push_back(std::move(child));
+      continue;
+    }
+    if (field->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE) continue;
+    YAML::Node value = kv.second;
+    if (field->is_map()) {
+      const FieldDescriptor* mapped = field->message_type()->map_value();
+      if (mapped->cpp_type() != FieldDescriptor::CPPTYPE_MESSAGE || !value.IsMap()) continue;
+      for (const auto& entry : value) {
+        if (!entry.first.IsScalar()) continue;
+        RemoveUnknownFields(entry.second, mapped->message_type(),
+                            absl::StrCat(child, ".", entry.first.Scalar()), out);
+      }
+    } else if (field->is_repeated()) {
+      if (!value.IsSequence()) continue;
+      for (size_t i = 0; i < value.size(); ++i) {
+        RemoveUnknownFields(value[i], field->message_type(), absl::StrCat(child, "[", i, "]"), out);
+      }
+    } else {
+      RemoveUnknownFields(value, field->message_type(), child, out);
+    }
+  }
+  for (const std::string& key : unknown) node.remove(key);
+}
+
 }  // namespace
 
 std::string YamlDocument::JsonWithout(std::string_view key) const {
@@ -217,8 +284,44 @@ absl::Status YamlDocumentToProto(const YamlDocument& doc, google::protobuf::Mess
   if (status.ok()) return absl::OkStatus();
   std::string message(status.message().data(), status.message().size());
   auto [path, normalized] = NormalizeJsonError(doc, message);
-  return absl::InvalidArgumentError(
-      absl::StrFormat("%s:%d: %s", doc.source, doc.LineOf(path), normalized));
+  // The parser's error, then every unknown field (it stops at the first), then the first other
+  // problem once those are gone; in document order.
+  std::vector<std::tuple<int, std::string, std::string>> errors;
+  std::vector<std::string> unknown;
+  YamlDocument rest;
+  try {
+    // Our own JSON (valid YAML flow style) read back: only ever on this error path.
+    YAML::Node tree = YAML::Load(doc.json);
+    RemoveUnknownFields(tree, out->GetDescriptor(), "", &unknown);
+    Converter conv(&rest);
+    if (!unknown.empty() && conv.Convert(tree, "").ok()) rest.json = std::move(conv.out());
+  } catch (const YAML::Exception&) {
+    unknown.clear();
+  }
+  // The walk found the parser's unknown field too, with its full path (inside an Any the
+  // parser's path is relative and may not resolve).
+  constexpr std::string_view kUnknown = "Cannot find field.";
+  if (unknown.empty() || !std::string_view(normalized).ends_with(kUnknown)) {
+    errors.emplace_back(doc.LineOf(path), path, normalized);
+  }
+  for (const std::string& field : unknown) {
+    errors.emplace_back(doc.LineOf(field), field, absl::StrCat(field, ": ", Sv(kUnknown)));
+  }
+  if (!rest.json.empty()) {
+    std::unique_ptr<google::protobuf::Message> scratch(out->New());
+    auto again = google::protobuf::util::JsonStringToMessage(rest.json, scratch.get(), options);
+    if (!again.ok()) {
+      auto [other_path, other] =
+          NormalizeJsonError(doc, std::string(again.message().data(), again.message().size()));
+      if (other != normalized) errors.emplace_back(doc.LineOf(other_path), other_path, other);
+    }
+  }
+  std::sort(errors.begin(), errors.end());
+  std::string text;
+  for (const auto& [line, field, error] : errors) {
+    absl::StrAppendFormat(&text, "%s%s:%d: %s", text.empty() ? "" : "; ", doc.source, line, error);
+  }
+  return absl::InvalidArgumentError(text);
 }
 
 absl::Status YamlToProto(std::string_view text, std::string_view source,

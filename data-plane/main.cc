@@ -23,11 +23,12 @@
 
 namespace {
 
-// Admin endpoints, Envoy-style names: /ready, /config_dump, /stats/prometheus,
-// /healthcheck/fail|ok, plus /xds (the control-plane connection).
-std::vector<std::pair<std::string, weft::http::Handler>> AdminRoutes(
-    weft::proxy::XdsClient* xds_client, weft::proxy::ProxyServer* proxy_server,
-    weft::metrics::Registry* registry, std::atomic<bool>* failing_flag, bool use_xds) {
+// Admin endpoints, Envoy-style names: /ready, /config_dump, /stats/prometheus, plus /xds (the
+// control-plane connection). /healthcheck/fail|ok and /logging change state: POST only.
+std::vector<weft::http::Route> AdminRoutes(weft::proxy::XdsClient* xds_client,
+                                           weft::proxy::ProxyServer* proxy_server,
+                                           weft::metrics::Registry* registry,
+                                           std::atomic<bool>* failing_flag, bool use_xds) {
   auto& xds = *xds_client;
   auto& server = *proxy_server;
   auto& failing = *failing_flag;
@@ -91,13 +92,19 @@ std::vector<std::pair<std::string, weft::http::Handler>> AdminRoutes(
     }
     return weft::http::Response{200, "text/plain; charset=utf-8", server.ClustersText(), {}};
   };
+  using weft::http::Route;
   // One list built at once: growing it by emplace_back trips a GCC 12 -Warray-bounds false
   // positive here.
-  return {{"/ready", ready},           {"/config_dump", config_dump},
-          {"/xds", xds_status},        {"/stats/prometheus", prometheus},
-          {"/healthcheck/fail", fail}, {"/healthcheck/ok", ok},
-          {"/stats", stats},           {"/listeners", listeners},
-          {"/clusters", clusters}};
+  return {{Route::kReadOnly, "/ready", ready},
+          {Route::kReadOnly, "/config_dump", config_dump},
+          {Route::kReadOnly, "/xds", xds_status},
+          {Route::kReadOnly, "/stats/prometheus", prometheus},
+          {Route::kReadOnly, "/stats", stats},
+          {Route::kReadOnly, "/listeners", listeners},
+          {Route::kReadOnly, "/clusters", clusters},
+          {Route::kMutating, "/healthcheck/fail", fail},
+          {Route::kMutating, "/healthcheck/ok", ok},
+          weft::http::LogLevelRoute()};
 }
 
 }  // namespace
@@ -211,11 +218,11 @@ int main(int argc, char** argv) {
           ->Get();
   weft::proxy::XdsClient xds(bootstrap.node(), bootstrap.xds(),
                              [generation, proxy](const weft::proxy::ConfigState& state) {
-                               absl::Status s = proxy->Update(state);
-                               if (s.ok()) {
+                               weft::proxy::ServeResult r = proxy->Update(state);
+                               if (r.status.ok()) {
                                  generation->Set(static_cast<int64_t>(state.generation()));
                                }
-                               return s;
+                               return r;
                              });
   std::atomic<bool> failing{false};
   const bool use_xds = bootstrap.xds().servers_size() > 0;

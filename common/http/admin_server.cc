@@ -338,7 +338,7 @@ absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view 
 
 class AdminServer::Loop {
  public:
-  Loop(int listen_fd, int wake_read, int wake_write, std::map<std::string, Handler> routes,
+  Loop(int listen_fd, int wake_read, int wake_write, std::map<std::string, Route> routes,
        AdminServerOptions options)
       : listen_fd_(listen_fd),
         wake_read_(wake_read),
@@ -378,7 +378,7 @@ class AdminServer::Loop {
   const int listen_fd_;
   const int wake_read_;
   const int wake_write_;
-  const std::map<std::string, Handler> routes_;
+  const std::map<std::string, Route> routes_;
   const AdminServerOptions options_;
   // Everything below is touched only by the server thread (and by ~Loop after the join).
   std::vector<std::unique_ptr<Connection>> connections_;
@@ -635,23 +635,63 @@ bool AdminServer::Loop::ProcessOne(Connection& c) {
   return true;
 }
 
-Response AdminServer::Loop::Dispatch(const Request& request) const {
-  if (request.method != "GET" && request.method != "HEAD" && request.method != "POST") {
-    Response r;
-    r.status = 405;
-    r.body = "method not allowed; use GET, HEAD or POST\n";
-    r.headers.emplace_back("Allow", "GET, HEAD, POST");
-    return r;
+namespace {
+
+Response MethodNotAllowed(const Route& route) {
+  Response r;
+  r.status = 405;
+  if (route.kind == Route::kMutating) {
+    r.body = absl::StrCat(route.path, " changes state: use POST\n");
+    r.headers.emplace_back("Allow", "POST");
+  } else {
+    r.body = absl::StrCat(route.path, " is read-only: use GET or HEAD\n");
+    r.headers.emplace_back("Allow", "GET, HEAD");
   }
+  return r;
+}
+
+// A browser names the page that made a request in Origin. A mutating request from a page of
+// another origin is a cross-site form post (forms may POST anywhere without asking), so it is
+// refused; curl and other tools send no Origin.
+bool CrossOrigin(const Request& request) {
+  std::string_view origin = request.Header("Origin");
+  if (origin.empty()) return false;
+  std::string_view host = request.Header("Host");
+  for (std::string_view scheme : {"http://", "https://"}) {
+    if (origin.size() == scheme.size() + host.size() && origin.starts_with(scheme) &&
+        EqualsIgnoreCase(origin.substr(scheme.size()), host) && !host.empty()) {
+      return false;
+    }
+  }
+  return true;
+}
+
+}  // namespace
+
+Response AdminServer::Loop::Dispatch(const Request& request) const {
   auto it = routes_.find(request.path);
   if (it == routes_.end()) {
     Response r;
     r.status = 404;
     r.body = absl::StrCat("no handler for ", request.path, "\navailable paths:\n");
-    for (const auto& [path, handler] : routes_) absl::StrAppend(&r.body, "  ", path, "\n");
+    for (const auto& [path, route] : routes_) {
+      absl::StrAppend(&r.body, route.kind == Route::kMutating ? "  POST " : "  GET  ", path, "\n");
+    }
     return r;
   }
-  return it->second(request);
+  const Route& route = it->second;
+  bool allowed = route.kind == Route::kMutating
+                     ? request.method == "POST"
+                     : request.method == "GET" || request.method == "HEAD";
+  if (!allowed) return MethodNotAllowed(route);
+  if (route.kind == Route::kMutating && CrossOrigin(request)) {
+    Response r;
+    r.status = 403;
+    r.body = absl::StrCat(route.path, ": refused a request from another origin (",
+                          Sv(request.Header("Origin")), ")\n");
+    return r;
+  }
+  return route.handler(request);
 }
 
 void AdminServer::Loop::QueueError(Connection& c, int status, std::string_view message) {
@@ -696,16 +736,23 @@ void AdminServer::Loop::AppendResponse(const Response& response, bool head_only,
   if (!head_only && !bodyless) absl::StrAppend(out, response.body);
 }
 
-absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
-    std::string_view address, std::vector<std::pair<std::string, Handler>> routes,
-    AdminServerOptions options) {
-  std::map<std::string, Handler> route_map;
-  for (auto& [path, handler] : routes) {
+absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(std::string_view address,
+                                                                std::vector<Route> routes,
+                                                                AdminServerOptions options) {
+  std::map<std::string, Route> route_map;
+  for (Route& route : routes) {
+    const std::string path = route.path;
     if (path.empty() || path.front() != '/') {
       return absl::InvalidArgumentError(absl::StrCat("route \"", path, "\" must start with '/'"));
     }
-    if (!handler) return absl::InvalidArgumentError(absl::StrCat("route ", path, ": no handler"));
-    if (!route_map.emplace(path, std::move(handler)).second) {
+    if (!route.handler) {
+      return absl::InvalidArgumentError(absl::StrCat("route ", path, ": no handler"));
+    }
+    if (route.kind != Route::kReadOnly && route.kind != Route::kMutating) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("route ", path, ": say whether it is read-only or mutating"));
+    }
+    if (!route_map.try_emplace(path, std::move(route)).second) {
       return absl::InvalidArgumentError(absl::StrCat("duplicate route ", path));
     }
   }
@@ -776,5 +823,25 @@ absl::StatusOr<std::unique_ptr<AdminServer>> AdminServer::Start(
 }
 
 AdminServer::~AdminServer() = default;
+
+Route LogLevelRoute() {
+  return {Route::kMutating, "/logging", [](const Request& request) {
+            Response r;
+            auto level = request.query.find("level");
+            LogLevel before = GetLogLevel();
+            if (level != request.query.end() && !SetLogLevelFromString(level->second)) {
+              r.status = 400;
+              r.body = absl::StrCat("unknown level \"", level->second,
+                                    "\"; use debug, info, warning, error or off\n");
+              return r;
+            }
+            if (level != request.query.end()) {
+              WEFT_LOG(kWarning) << "admin: log level " << LogLevelName(before) << " -> "
+                                 << level->second;
+            }
+            r.body = absl::StrCat("level: ", Sv(LogLevelName(GetLogLevel())), "\n");
+            return r;
+          }};
+}
 
 }  // namespace weft::http

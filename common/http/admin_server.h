@@ -49,6 +49,21 @@ struct Response {
 
 using Handler = std::function<Response(const Request&)>;
 
+// One admin endpoint. Every route states whether it changes state, and that decides the methods
+// it answers: a read-only route answers GET and HEAD, a mutating one only POST. A link, an
+// <img> or <script> tag, a prefetch or a crawler all send GET, so none of them can drain a proxy
+// or change its log level. Anything else gets 405 with the route's `Allow` header.
+// There is no default: a route built without a kind (zero) is refused by Start.
+struct Route {
+  enum Kind {
+    kReadOnly = 1,  // GET, HEAD
+    kMutating = 2,  // POST
+  };
+  Kind kind;
+  std::string path;  // matched exactly
+  Handler handler;
+};
+
 struct AdminServerOptions {
   // Time a client has to send one whole request (headers and body) once it has started, and
   // to accept each chunk of a response. Bounds what a slow or stalled client can hold.
@@ -65,11 +80,11 @@ class AdminServer {
   static constexpr size_t kMaxBodyBytes = 1024 * 1024;  // else 413
 
   // Binds `address` ("127.0.0.1:0", "[::1]:0", "0.0.0.0:9901"; port 0 picks a free port) and
-  // starts serving. Routes match the path exactly and accept GET, HEAD (the GET response without
-  // its body) and POST; other methods get 405, unknown paths 404 with the list of paths.
-  static absl::StatusOr<std::unique_ptr<AdminServer>> Start(
-      std::string_view address, std::vector<std::pair<std::string, Handler>> routes,
-      AdminServerOptions options = {});
+  // starts serving. A HEAD gets the GET response without its body; a method the route does not
+  // take gets 405, an unknown path 404 with the list of routes.
+  static absl::StatusOr<std::unique_ptr<AdminServer>> Start(std::string_view address,
+                                                            std::vector<Route> routes,
+                                                            AdminServerOptions options = {});
 
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
@@ -85,6 +100,10 @@ class AdminServer {
   uint16_t port_ = 0;
   std::unique_ptr<Loop> loop_;
 };
+
+// POST /logging?level=debug|info|warning|error|off sets the process's log level (Envoy's
+// endpoint name); without `level` it only reports the current one. Both programs serve it.
+Route LogLevelRoute();
 
 // Splits "host:port" or "[v6-address]:port" (brackets removed from the returned host). The host
 // must be non-empty; an unbracketed IPv6 address is rejected as ambiguous. Port 0 is allowed.

@@ -77,7 +77,7 @@ std::string SnapshotsJson(const SnapshotCache& cache) {
   return out;
 }
 
-std::vector<std::pair<std::string, http::Handler>> AdminRoutes(AdminDeps deps) {
+std::vector<http::Route> AdminRoutes(AdminDeps deps) {
   auto json = [](std::string body) {
     http::Response r;
     r.content_type = "application/json";
@@ -85,28 +85,30 @@ std::vector<std::pair<std::string, http::Handler>> AdminRoutes(AdminDeps deps) {
     r.body.push_back('\n');
     return r;
   };
-  std::vector<std::pair<std::string, http::Handler>> routes;
-  routes.emplace_back("/ready", [deps](const http::Request&) {
-    http::Response r;
-    bool ready = deps.ready && deps.ready();
-    r.status = ready ? 200 : 503;
-    r.body = ready ? "ready\n" : "not ready\n";
-    return r;
-  });
-  routes.emplace_back("/metrics", [deps](const http::Request&) {
-    http::Response r;
-    r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = deps.registry->PrometheusText();
-    return r;
-  });
-  routes.emplace_back("/debug/proxies",
-                      [deps, json](const http::Request&) { return json(deps.xds->ProxiesJson()); });
-  routes.emplace_back("/debug/snapshots", [deps, json](const http::Request&) {
-    return json(SnapshotsJson(*deps.cache));
-  });
-  routes.emplace_back("/debug/config", [deps, json](const http::Request&) {
-    return json(deps.config_json ? deps.config_json() : "{}");
-  });
+  using http::Route;
+  std::vector<Route> routes;
+  routes.push_back({Route::kReadOnly, "/ready", [deps](const http::Request&) {
+                      http::Response r;
+                      bool ready = deps.ready && deps.ready();
+                      r.status = ready ? 200 : 503;
+                      r.body = ready ? "ready\n" : "not ready\n";
+                      return r;
+                    }});
+  routes.push_back({Route::kReadOnly, "/metrics", [deps](const http::Request&) {
+                      http::Response r;
+                      r.content_type = "text/plain; version=0.0.4; charset=utf-8";
+                      r.body = deps.registry->PrometheusText();
+                      return r;
+                    }});
+  routes.push_back({Route::kReadOnly, "/debug/proxies",
+                    [deps, json](const http::Request&) { return json(deps.xds->ProxiesJson()); }});
+  routes.push_back({Route::kReadOnly, "/debug/snapshots", [deps, json](const http::Request&) {
+                      return json(SnapshotsJson(*deps.cache));
+                    }});
+  routes.push_back({Route::kReadOnly, "/debug/config", [deps, json](const http::Request&) {
+                      return json(deps.config_json ? deps.config_json() : "{}");
+                    }});
+  routes.push_back(http::LogLevelRoute());
   return routes;
 }
 

@@ -47,7 +47,8 @@ struct AdminDeps {
   std::function<std::string()> config_json;  // sources' state: accepted files, errors
 };
 
-std::vector<std::pair<std::string, http::Handler>> AdminRoutes(AdminDeps deps);
+// Read-only debug endpoints plus POST /logging (the log level).
+std::vector<http::Route> AdminRoutes(AdminDeps deps);
 std::string SnapshotsJson(const SnapshotCache& cache);
 
 }  // namespace weft::cp

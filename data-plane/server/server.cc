@@ -47,12 +47,14 @@ ProxyServer::~ProxyServer() {
 
 void ProxyServer::UpdateStatic() {
   ConfigState::ResourceMap none;
-  if (auto s = Publish(static_listeners_, none, static_clusters_, none, 0); !s.ok()) {
-    WEFT_LOG(kWarning) << "static_resources: " << s.message();
+  ServeResult r = Publish(static_listeners_, none, static_clusters_, none, 0);
+  if (!r.status.ok()) WEFT_LOG(kWarning) << "static_resources: " << r.status.message();
+  for (const auto& [name, why] : r.unserved_listeners) {
+    WEFT_LOG(kWarning) << "static_resources: " << why;
   }
 }
 
-absl::Status ProxyServer::Update(const ConfigState& state) {
+ServeResult ProxyServer::Update(const ConfigState& state) {
   auto merged = [](const ConfigState::ResourceMap& base, const ConfigState::ResourceMap& over) {
     ConfigState::ResourceMap out = base;
     for (const auto& [name, r] : over) out[name] = r;
@@ -61,58 +63,89 @@ absl::Status ProxyServer::Update(const ConfigState& state) {
   return Publish(merged(static_listeners_, state.resources(xds::ResourceType::kListener)),
                  state.resources(xds::ResourceType::kRoute),
                  merged(static_clusters_, state.resources(xds::ResourceType::kCluster)),
-                 state.resources(xds::ResourceType::kEndpoint), state.generation());
+                 state.resources(xds::ResourceType::kEndpoint), state.generation(),
+                 state.unserved_listeners());
 }
 
-absl::Status ProxyServer::Publish(const ConfigState::ResourceMap& listeners,
-                                  const ConfigState::ResourceMap& routes,
-                                  const ConfigState::ResourceMap& clusters,
-                                  const ConfigState::ResourceMap& endpoints, uint64_t generation) {
+ServeResult ProxyServer::Publish(const ConfigState::ResourceMap& listeners,
+                                 const ConfigState::ResourceMap& routes,
+                                 const ConfigState::ResourceMap& clusters,
+                                 const ConfigState::ResourceMap& endpoints, uint64_t generation,
+                                 const std::map<std::string, std::string>& unserved) {
   std::lock_guard<std::mutex> lock(mu_);
   std::vector<std::string> warnings;
   std::vector<std::string> errors;
   const ProxyConfig* previous = current_ ? current_->config.get() : nullptr;
   // Generations must only grow, also across static-only and xDS publications.
   uint64_t gen = std::max(published_ + 1, generation);
-  auto config =
+  std::shared_ptr<const ProxyConfig> config =
       BuildProxyConfig(listeners, routes, clusters, endpoints, gen, previous, &warnings, &errors);
   for (const std::string& w : warnings) WEFT_LOG(kWarning) << w;
+  if (!errors.empty()) return {absl::InvalidArgumentError(absl::StrJoin(errors, "; ")), {}};
 
+  ServeResult result;
   auto snapshot = std::make_shared<WorkerSnapshot>();
-  snapshot->config = config;
-  std::map<std::string, std::string> bind_errors;
+  std::map<std::string, std::string> unserved_now = unserved;
+  // Listeners that cannot be bound, with the version that keeps serving instead (or null).
+  std::map<std::string, std::shared_ptr<const ListenerConfig>> unbound;
   for (const auto& [name, listener] : config->listeners) {
+    std::shared_ptr<const ListenerConfig> old_cfg;
+    std::shared_ptr<ListenerSockets> old_sockets;
     if (current_) {
-      // Same name and address: keep the bound sockets (and with them, the accept queues).
-      auto old_cfg = current_->config->listeners.find(name);
-      auto old_sockets = current_->sockets.find(name);
-      if (old_cfg != current_->config->listeners.end() && old_sockets != current_->sockets.end() &&
-          old_cfg->second->address.host == listener->address.host &&
-          old_cfg->second->address.port == listener->address.port) {
-        snapshot->sockets[name] = old_sockets->second;
-        continue;
+      auto c = current_->config->listeners.find(name);
+      auto s = current_->sockets.find(name);
+      if (c != current_->config->listeners.end() && s != current_->sockets.end()) {
+        old_cfg = c->second;
+        old_sockets = s->second;
       }
+    }
+    // Same name and address: keep the bound sockets (and with them, the accept queues).
+    if (old_cfg && old_cfg->address.host == listener->address.host &&
+        old_cfg->address.port == listener->address.port) {
+      snapshot->sockets[name] = old_sockets;
+      continue;
     }
     net::SocketAddress address = listener->address;
     if (!options_.bind_address.empty()) address.host = options_.bind_address;
     auto fds = net::ListenReusePort(address, static_cast<int>(workers_.size()));
-    if (!fds.ok()) {
-      std::string why(fds.status().message());
-      bind_errors[name] = why;
-      errors.push_back(absl::StrCat("listener \"", name, "\": address: ", why));
+    if (fds.ok()) {
+      snapshot->sockets[name] = std::make_shared<ListenerSockets>(std::move(*fds));
       continue;
     }
-    snapshot->sockets[name] = std::make_shared<ListenerSockets>(std::move(*fds));
+    std::string why(fds.status().message());
+    std::string error = absl::StrCat("listener \"", name, "\": address: ", why);
+    if (old_cfg) {
+      snapshot->sockets[name] = old_sockets;
+      absl::StrAppend(&error, " (its previous version keeps serving)");
+    }
+    // Null: a new listener, not served until an update binds it.
+    unbound[name] = old_cfg;
+    unserved_now[name] = error;
+    result.unserved_listeners[name] = std::move(error);
   }
-  if (!errors.empty()) {
-    // Sockets bound for this attempt close with `snapshot`; the serving config is untouched.
-    return absl::InvalidArgumentError(absl::StrJoin(errors, "; "));
+  if (!unbound.empty()) {
+    auto patched = std::make_shared<ProxyConfig>(*config);
+    for (const auto& [name, old_cfg] : unbound) {
+      if (old_cfg == nullptr) {
+        patched->listeners.erase(name);
+        continue;
+      }
+      patched->listeners[name] = old_cfg;
+      // The update may have dropped the route table only the previous version uses.
+      const std::string& rds = old_cfg->http.rds_name;
+      if (!rds.empty() && !patched->routes.contains(rds) && previous != nullptr) {
+        auto r = previous->routes.find(rds);
+        if (r != previous->routes.end()) patched->routes[rds] = r->second;
+      }
+    }
+    config = std::move(patched);
   }
-  bind_errors_ = std::move(bind_errors);
+  snapshot->config = config;
+  unserved_ = std::move(unserved_now);
   current_ = snapshot;
   published_ = gen;
   for (auto& w : workers_) w->Publish(snapshot);
-  return absl::OkStatus();
+  return result;
 }
 
 uint64_t ProxyServer::generation() const {
@@ -135,18 +168,26 @@ std::string ProxyServer::ListenersJson() const {
   if (current_) {
     for (const auto& [name, l] : current_->config->listeners) {
       auto s = current_->sockets.find(name);
-      auto e = bind_errors_.find(name);
+      auto e = unserved_.find(name);
       absl::StrAppend(
           &out, first ? "" : ",", "{\"name\":", JsonString(name), ",\"address\":",
           JsonString(options_.bind_address.empty() ? l->address.host : options_.bind_address),
           ",\"configured_port\":", l->address.port,
           ",\"port\":", s != current_->sockets.end() ? s->second->port() : 0,
           ",\"route_config\":", JsonString(l->http.rds_name),
-          ",\"error\":", JsonString(e != bind_errors_.end() ? e->second : ""), "}");
+          ",\"error\":", JsonString(e != unserved_.end() ? e->second : ""), "}");
       first = false;
     }
   }
-  out += "]}";
+  // Listeners sent but not served at all (new ones that could not bind), with why.
+  out += "],\"unserved\":{";
+  first = true;
+  for (const auto& [name, why] : unserved_) {
+    if (current_ && current_->config->listeners.contains(name)) continue;
+    absl::StrAppend(&out, first ? "" : ",", JsonString(name), ":", JsonString(why));
+    first = false;
+  }
+  out += "}}";
   return out;
 }
 

@@ -31,10 +31,13 @@ class ProxyServer {
   ~ProxyServer();
 
   // Serves the bootstrap's static resources merged with `state` (xDS wins on a name clash).
-  // Called with every validated xDS update, on the xDS thread; thread-safe. An error means the
-  // update cannot be served (a route table that does not compile, a listener address that
-  // cannot be bound); nothing changes and the caller NACKs with the error.
-  absl::Status Update(const ConfigState& state);
+  // Called with every validated xDS update, on the xDS thread; thread-safe. An error status
+  // means the update cannot be served at all (a route table that does not compile); nothing
+  // changes and the caller NACKs with the error. A listener whose address cannot be bound is
+  // reported in `unserved_listeners` and the rest is served: a listener that was serving keeps
+  // its previous version and sockets, a new one is not served (shown in /listeners with the
+  // error) until an update binds it.
+  ServeResult Update(const ConfigState& state);
   // Serves the static resources alone (no control plane configured, or before it answers).
   void UpdateStatic();
 
@@ -50,10 +53,12 @@ class ProxyServer {
 
  private:
   explicit ProxyServer(ServerOptions options) : options_(std::move(options)) {}
-  absl::Status Publish(const ConfigState::ResourceMap& listeners,
-                       const ConfigState::ResourceMap& routes,
-                       const ConfigState::ResourceMap& clusters,
-                       const ConfigState::ResourceMap& endpoints, uint64_t generation);
+  // `unserved` (listener -> why): what earlier updates could not serve and that is still so.
+  ServeResult Publish(const ConfigState::ResourceMap& listeners,
+                      const ConfigState::ResourceMap& routes,
+                      const ConfigState::ResourceMap& clusters,
+                      const ConfigState::ResourceMap& endpoints, uint64_t generation,
+                      const std::map<std::string, std::string>& unserved = {});
 
   ServerOptions options_;
   std::unique_ptr<StatsStore> stats_;
@@ -63,7 +68,9 @@ class ProxyServer {
 
   mutable std::mutex mu_;  // guards what follows
   std::shared_ptr<const WorkerSnapshot> current_;
-  std::map<std::string, std::string> bind_errors_;  // listener → why it is not served
+  // Listener -> why the version last sent for it is not served (it is absent, or an older
+  // version serves).
+  std::map<std::string, std::string> unserved_;
   uint64_t published_ = 0;
 };
 

@@ -1,5 +1,7 @@
 #include "data-plane/xds/config_state.h"
 
+#include <optional>
+
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
 #include "common/status.h"
@@ -40,6 +42,8 @@ absl::Status ConfigState::ApplySotw(ResourceType type,
   RETURN_IF_ERROR(Validate(anys, &accepted));
   ResourceMap& map = by_type_[xds::Index(type)];
   if (xds::IsFullStateType(type)) map.clear();
+  // The whole set again: whatever cannot be served is found anew.
+  if (type == ResourceType::kListener) unserved_.clear();
   for (auto& r : accepted) map[r->name] = std::move(r);
   PruneUnreferenced();
   ++generation_;
@@ -66,11 +70,40 @@ absl::Status ConfigState::ApplyDelta(
   std::vector<xds::ResourcePtr> accepted;
   RETURN_IF_ERROR(Validate(anys, &accepted));
   ResourceMap& map = by_type_[xds::Index(type)];
+  if (type == ResourceType::kListener) {
+    // Named again: whether they can be served now is found anew.
+    for (const std::string& name : removed) unserved_.erase(name);
+    for (const auto& r : accepted) unserved_.erase(r->name);
+  }
   for (const std::string& name : removed) map.erase(name);
   for (auto& r : accepted) map[r->name] = std::move(r);
   PruneUnreferenced();
   ++generation_;
   return absl::OkStatus();
+}
+
+void ConfigState::Restore(ResourceType type, const std::string& name, const ConfigState& from) {
+  ResourceMap& map = by_type_[xds::Index(type)];
+  const ResourceMap& source = from.by_type_[xds::Index(type)];
+  auto it = source.find(name);
+  if (it == source.end()) {
+    map.erase(name);
+  } else {
+    map[name] = it->second;
+    // This update may have pruned what the previous version referred to.
+    std::optional<ResourceType> child;
+    if (type == ResourceType::kListener) child = ResourceType::kRoute;
+    if (type == ResourceType::kCluster) child = ResourceType::kEndpoint;
+    if (child) {
+      ResourceMap& children = by_type_[xds::Index(*child)];
+      const ResourceMap& held = from.by_type_[xds::Index(*child)];
+      for (const std::string& dep : it->second->dependencies) {
+        auto d = held.find(dep);
+        if (d != held.end()) children.emplace(dep, d->second);
+      }
+    }
+  }
+  PruneUnreferenced();
 }
 
 std::set<std::string> ConfigState::Wanted(ResourceType type) const {
@@ -122,7 +155,13 @@ std::string ConfigState::ConfigDumpJson() const {
     if (i > 0) out.push_back(',');
     AppendJsonString(warming[i], &out);
   }
-  out += "],\"resources\":{";
+  out += "],\"unserved_listeners\":{";
+  bool first_unserved = true;
+  for (const auto& [name, why] : unserved_) {
+    absl::StrAppend(&out, first_unserved ? "" : ",", JsonString(name), ":", JsonString(why));
+    first_unserved = false;
+  }
+  out += "},\"resources\":{";
   bool first_type = true;
   for (ResourceType t : xds::kAllResourceTypes) {
     if (!first_type) out.push_back(',');

@@ -6,6 +6,7 @@
 #include <random>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
 #include "common/log.h"
 #include "common/strings.h"
 #include "data-plane/grpc_client/stream.h"
@@ -119,15 +120,32 @@ void XdsClient::EndStream(const std::string& server, const absl::Status& status,
 absl::Status XdsClient::Apply(ResourceType type, const std::string& what,
                               const std::function<absl::Status(ConfigState&)>& apply) {
   absl::Status s;
+  bool partly = false;
   {
     std::lock_guard lock(mu_);
     // Applied to a copy (maps of shared pointers: cheap) so a rejection leaves state_ whole.
     ConfigState candidate = state_;
     s = apply(candidate);
-    if (s.ok() && on_update_) s = on_update_(candidate);
-    if (s.ok()) {
-      state_ = std::move(candidate);
-    } else {
+    ServeResult served;
+    if (s.ok() && on_update_) {
+      served = on_update_(candidate);
+      s = served.status;
+    }
+    if (s.ok() && !served.unserved_listeners.empty()) {
+      // The rest is served: commit it, with these listeners as they were, and NACK naming them.
+      // The protocol ACKs or NACKs a response as a whole; what a Delta stream holds per resource
+      // (its initial_resource_versions after a reconnect) shows the served versions.
+      std::vector<std::string> why;
+      for (const auto& [name, reason] : served.unserved_listeners) {
+        candidate.Restore(ResourceType::kListener, name, state_);
+        candidate.SetUnserved(name, reason);
+        why.push_back(reason);
+      }
+      s = absl::InvalidArgumentError(absl::StrJoin(why, "; "));
+      partly = true;
+    }
+    if (s.ok() || partly) state_ = std::move(candidate);
+    if (!s.ok()) {
       last_rejection_ = absl::StrCat(Sv(xds::ShortName(type)), " ", what, ": ", s.message());
     }
   }
@@ -135,8 +153,8 @@ absl::Status XdsClient::Apply(ResourceType type, const std::string& what,
     ++stats_.updates_accepted;
   } else {
     ++stats_.updates_rejected;
-    WEFT_LOG(kWarning) << "xds: rejected " << xds::ShortName(type) << " " << what << ": "
-                       << s.message();
+    WEFT_LOG(kWarning) << "xds: rejected " << xds::ShortName(type) << " " << what
+                       << (partly ? " in part (the rest is served)" : "") << ": " << s.message();
   }
   return s;
 }

@@ -35,9 +35,11 @@ class XdsClient {
  public:
   // Called on the client's thread with each update that passed validation, before it is
   // committed; copy what you need (e.g. build a worker snapshot) and return quickly. An error
-  // (something the data path cannot serve, e.g. a listener that cannot bind) rejects the update:
-  // the previous state stays and the error becomes the NACK's error_detail.
-  using OnUpdate = std::function<absl::Status(const ConfigState&)>;
+  // (something the data path cannot serve at all, e.g. a route table that does not compile)
+  // rejects the update: the previous state stays and the error becomes the NACK's
+  // error_detail. Unserved listeners (one that cannot bind) reject only themselves: the rest is
+  // committed, they keep their previous version, and the NACK names them.
+  using OnUpdate = std::function<ServeResult(const ConfigState&)>;
 
   XdsClient(envoy::config::core::v3::Node node, bootstrap::v1::Xds config, OnUpdate on_update);
   ~XdsClient();  // cancels the stream and joins the thread

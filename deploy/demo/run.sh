@@ -82,6 +82,7 @@ Try:
   for i in \$(seq 6); do curl -s -H 'Host: echo' 127.0.0.2:15001/; done   # the other sidecar
   curl -s 127.0.0.1:${proxy_admin[0]}/clusters                  # hosts, weights, requests per host
   curl -s 127.0.0.1:${proxy_admin[0]}/stats/prometheus | grep rq_2xx
+  curl -s -X POST 127.0.0.1:${proxy_admin[0]}/healthcheck/fail   # drain (state changes: POST only)
   tail -n 2 $work/frontend-1.access.log                 # JSON access log
   \$EDITOR $work/config/echo.yaml    # drop an endpoint or change a weight: pushed live
   curl -s 127.0.0.1:$admin/debug/proxies | jq .        # who is connected, what they ACKed/NACKed

@@ -3,9 +3,11 @@
 // cheaply when it comes back.
 #include <sys/wait.h>
 
+#include <algorithm>
 #include <catch2/catch.hpp>
 
 #include "tests/e2e/e2e_util.h"
+#include "tests/support/http_client.h"
 #include "tests/support/process.h"
 #include "tests/support/xds_client.h"
 
@@ -161,10 +163,85 @@ TEST_CASE("Only the sidecars of a Service get its inbound listener") {
   CHECK(web.Get("/config_dump").find("inbound|") == std::string::npos);
 }
 
-TEST_CASE("weft-proxy refuses a bad bootstrap with file, line and field") {
+// The mutating routes an admin server lists in its 404 page ("  POST /path"), and the others.
+void AdminRoutes(int admin_port, std::vector<std::string>* mutating,
+                 std::vector<std::string>* read_only) {
+  std::string listing = HttpGet(admin_port, "/no-such-admin-path").body;
+  size_t at = 0;
+  while ((at = listing.find("\n  ", at)) != std::string::npos) {
+    at += 3;
+    size_t end = listing.find('\n', at);
+    std::string line = listing.substr(at, end - at);
+    if (line.rfind("POST ", 0) == 0) {
+      mutating->push_back(line.substr(5));
+    } else if (line.rfind("GET  ", 0) == 0) {
+      read_only->push_back(line.substr(5));
+    }
+  }
+}
+
+// Every mutating route answers 405 (Allow: POST) to GET and HEAD, every read-only one 405
+// (Allow: GET, HEAD) to POST; `expected` must be among the mutating ones.
+void CheckAdminMethods(int admin_port, const std::vector<std::string>& expected) {
+  std::vector<std::string> mutating, read_only;
+  AdminRoutes(admin_port, &mutating, &read_only);
+  for (const std::string& path : expected) {
+    CHECK(std::find(mutating.begin(), mutating.end(), path) != mutating.end());
+  }
+  CHECK(std::find(read_only.begin(), read_only.end(), "/ready") != read_only.end());
+  HttpClient client(admin_port);
+  for (const std::string& path : mutating) {
+    for (const char* method : {"GET", "HEAD"}) {
+      INFO(method << " " << path);
+      ClientResponse r = client.Request(method, path + "?level=off");
+      CHECK(r.status == 405);
+      CHECK(r.Header("allow") == "POST");
+    }
+  }
+  for (const std::string& path : read_only) {
+    INFO("POST " << path);
+    ClientResponse r = client.Request("POST", path);
+    CHECK(r.status == 405);
+    CHECK(r.Header("allow") == "GET, HEAD");
+  }
+}
+
+TEST_CASE("Admin endpoints that change state answer only POST, on weft-proxy and weft-cp") {
+  CpFixture cp;
+  cp.Start();
+  Proxy proxy;
+  proxy.Start(cp.xds_port(), "DELTA");
+  REQUIRE(WaitFor([&] { return HttpGet(proxy.admin_port, "/ready").status == 200; },
+                  std::chrono::seconds(5)));
+
+  CheckAdminMethods(proxy.admin_port, {"/healthcheck/fail", "/healthcheck/ok", "/logging"});
+  CheckAdminMethods(cp.admin_port(), {"/logging"});
+
+  // The GETs above changed nothing: still ready, still logging at debug.
+  HttpClient admin(proxy.admin_port);
+  CHECK(admin.Get("/ready").status == 200);
+  CHECK(admin.Request("POST", "/logging").body == "level: debug\n");
+  // A page on another site can make a browser POST, but it cannot hide where it came from.
+  CHECK(admin.Request("POST", "/healthcheck/fail", {{"Origin", "http://evil.example"}}).status ==
+        403);
+  CHECK(admin.Get("/ready").status == 200);
+
+  // POST still does what it says.
+  CHECK(admin.Request("POST", "/healthcheck/fail").status == 200);
+  CHECK(admin.Get("/ready").status == 503);
+  CHECK(admin.Request("POST", "/healthcheck/ok").status == 200);
+  CHECK(admin.Get("/ready").status == 200);
+  CHECK(admin.Request("POST", "/logging?level=info").body == "level: info\n");
+  HttpClient cp_admin(cp.admin_port());
+  CHECK(cp_admin.Request("POST", "/logging?level=warning").body == "level: warning\n");
+  CHECK(cp_admin.Request("POST", "/logging?level=verbose").status == 400);
+}
+
+TEST_CASE("weft-proxy refuses a bad bootstrap with file, line and field, every one") {
   TempDir dir("weft-proxy-bad");
   std::string bootstrap = dir.Join("b.yaml");
-  REQUIRE(WriteFileAtomic(bootstrap, "node: { id: x }\nxds:\n  servrs: [\"127.0.0.1:1\"]\n"));
+  REQUIRE(WriteFileAtomic(bootstrap,
+                          "node: { id: x }\nxds:\n  servrs: [\"127.0.0.1:1\"]\n  mdoe: SOTW\n"));
   std::string error;
   auto p = Subprocess::Start({BinDir() + "/weft-proxy", "--bootstrap", bootstrap}, {},
                              dir.Join("log"), &error);
@@ -175,7 +252,9 @@ TEST_CASE("weft-proxy refuses a bad bootstrap with file, line and field") {
   CHECK(WEXITSTATUS(*code) == 1);
   std::string log = p->Log();
   INFO(log);
-  CHECK(log.find("b.yaml:3: xds.servrs: Cannot find field") != std::string::npos);
+  // Every unknown field, not only the first.
+  CHECK(log.find("b.yaml:3: xds.servrs: Cannot find field.; ") != std::string::npos);
+  CHECK(log.find("b.yaml:4: xds.mdoe: Cannot find field.") != std::string::npos);
 }
 
 TEST_CASE("weft-proxy refuses an unknown --io-uring value") {

@@ -11,6 +11,7 @@
 #include <string>
 
 #include "common/http/admin_server.h"
+#include "common/log.h"
 
 namespace weft::http {
 namespace {
@@ -118,30 +119,34 @@ ClientResponse Get(uint16_t port, const std::string& target) {
   return client.Read();
 }
 
-std::vector<std::pair<std::string, Handler>> TestRoutes() {
-  std::vector<std::pair<std::string, Handler>> routes;
-  routes.emplace_back("/hello", [](const Request&) {
-    Response r;
-    r.body = "hi\n";
-    r.headers.emplace_back("X-Test", "yes\r\nInjected: no");
-    return r;
-  });
-  routes.emplace_back("/echo", [](const Request& req) {
-    Response r;
-    r.content_type = "application/octet-stream";
-    r.body = req.method + " " + req.path + " [" + req.query_string + "] ";
-    for (const auto& [k, v] : req.query) r.body += k + "=" + v + ";";
-    r.body += " ua=" + std::string(req.Header("user-agent"));
-    r.body += " body=" + req.body;
-    return r;
-  });
-  routes.emplace_back("/bye", [](const Request&) {
-    Response r;
-    r.status = 202;
-    r.body = "closing";
-    r.headers.emplace_back("Connection", "close");
-    return r;
-  });
+Response Echo(const Request& req) {
+  Response r;
+  r.content_type = "application/octet-stream";
+  r.body = req.method + " " + req.path + " [" + req.query_string + "] ";
+  for (const auto& [k, v] : req.query) r.body += k + "=" + v + ";";
+  r.body += " ua=" + std::string(req.Header("user-agent"));
+  r.body += " body=" + req.body;
+  return r;
+}
+
+// /hello, /echo and /bye are read-only; /post (an echo too) is mutating.
+std::vector<Route> TestRoutes() {
+  std::vector<Route> routes;
+  routes.push_back({Route::kReadOnly, "/hello", [](const Request&) {
+                      Response r;
+                      r.body = "hi\n";
+                      r.headers.emplace_back("X-Test", "yes\r\nInjected: no");
+                      return r;
+                    }});
+  routes.push_back({Route::kReadOnly, "/echo", Echo});
+  routes.push_back({Route::kMutating, "/post", Echo});
+  routes.push_back({Route::kReadOnly, "/bye", [](const Request&) {
+                      Response r;
+                      r.status = 202;
+                      r.body = "closing";
+                      r.headers.emplace_back("Connection", "close");
+                      return r;
+                    }});
   return routes;
 }
 
@@ -182,12 +187,18 @@ TEST_CASE("Query strings are split and percent-decoded") {
 
 TEST_CASE("Start rejects bad addresses and routes") {
   CHECK_FALSE(AdminServer::Start("nonsense", TestRoutes()).ok());
-  std::vector<std::pair<std::string, Handler>> no_slash;
-  no_slash.emplace_back("x", [](const Request&) { return Response{}; });
+  std::vector<Route> no_slash;
+  no_slash.push_back({Route::kReadOnly, "x", [](const Request&) { return Response{}; }});
   CHECK_FALSE(AdminServer::Start("127.0.0.1:0", std::move(no_slash)).ok());
   auto routes = TestRoutes();
   routes.push_back(TestRoutes()[0]);
   CHECK_FALSE(AdminServer::Start("127.0.0.1:0", std::move(routes)).ok());
+  // A route must say what it is: one built without a kind is refused, not served as GET.
+  std::vector<Route> unsaid(1);
+  unsaid[0].path = "/healthcheck/fail";
+  unsaid[0].handler = [](const Request&) { return Response{}; };
+  auto refused = AdminServer::Start("127.0.0.1:0", std::move(unsaid));
+  CHECK(refused.status().message().find("read-only or mutating") != std::string_view::npos);
 
   // The port is taken while the first server lives.
   auto server = StartServer();
@@ -228,13 +239,80 @@ TEST_CASE("Unknown path is a 404 listing the paths") {
   CHECK(r.body.find("/hello") != std::string::npos);
 }
 
-TEST_CASE("Other methods get 405") {
+TEST_CASE("A read-only route answers GET and HEAD only, a mutating one POST only") {
   auto server = StartServer();
+  auto send = [&](const std::string& method, const std::string& path) {
+    Client client(server->port());
+    client.Send(method + " " + path + " HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    return client.Read(method == "HEAD");
+  };
+  for (const char* method : {"POST", "DELETE", "PUT", "OPTIONS"}) {
+    INFO(method);
+    ClientResponse r = send(method, "/echo");
+    CHECK(r.status == 405);
+    CHECK(r.Header("allow") == "GET, HEAD");
+  }
+  CHECK(send("GET", "/echo").status == 200);
+  CHECK(send("HEAD", "/echo").status == 200);
+  // GET is what a link, an <img> tag or a prefetch sends: it must not reach a mutating handler.
+  for (const char* method : {"GET", "HEAD", "PUT", "DELETE"}) {
+    INFO(method);
+    ClientResponse r = send(method, "/post");
+    CHECK(r.status == 405);
+    CHECK(r.Header("allow") == "POST");
+  }
+  ClientResponse post = send("POST", "/post");
+  CHECK(post.status == 200);
+  CHECK(post.body.find("POST /post") == 0);
+  // Unknown paths stay 404 whatever the method; the list says how to call each route.
+  ClientResponse missing = send("DELETE", "/nope");
+  CHECK(missing.status == 404);
+  CHECK(missing.body.find("POST /post") != std::string::npos);
+  CHECK(missing.body.find("GET  /echo") != std::string::npos);
+}
+
+TEST_CASE("A mutating route refuses a browser's cross-origin request") {
+  auto server = StartServer();
+  auto post = [&](const std::string& headers) {
+    Client client(server->port());
+    client.Send("POST /post HTTP/1.1\r\nHost: 127.0.0.1:15000\r\n" + headers +
+                "Content-Length: 0\r\n\r\n");
+    return client.Read();
+  };
+  // A form on another site may POST here; its Origin gives it away.
+  CHECK(post("Origin: http://evil.example\r\n").status == 403);
+  CHECK(post("Origin: null\r\n").status == 403);
+  CHECK(post("Origin: http://127.0.0.1:15001\r\n").status == 403);
+  // Tools send no Origin; a page served from this very address may.
+  CHECK(post("").status == 200);
+  CHECK(post("Origin: http://127.0.0.1:15000\r\n").status == 200);
+  // Read-only routes do not care: a cross-origin GET cannot read the answer anyway.
   Client client(server->port());
-  client.Send("DELETE /hello HTTP/1.1\r\n\r\n");
-  ClientResponse r = client.Read();
-  CHECK(r.status == 405);
-  CHECK(r.Header("allow") == "GET, HEAD, POST");
+  client.Send("GET /echo HTTP/1.1\r\nOrigin: http://evil.example\r\n\r\n");
+  CHECK(client.Read().status == 200);
+}
+
+TEST_CASE("POST /logging sets the log level; GET cannot") {
+  std::vector<Route> routes;
+  routes.push_back(LogLevelRoute());
+  auto server = AdminServer::Start("127.0.0.1:0", std::move(routes));
+  REQUIRE(server.ok());
+  LogLevel before = GetLogLevel();
+  auto send = [&](const std::string& request_line) {
+    Client client((*server)->port());
+    client.Send(request_line + " HTTP/1.1\r\nContent-Length: 0\r\n\r\n");
+    return client.Read();
+  };
+  CHECK(send("GET /logging?level=debug").status == 405);
+  CHECK(GetLogLevel() == before);
+  ClientResponse set = send("POST /logging?level=error");
+  CHECK(set.status == 200);
+  CHECK(set.body == "level: error\n");
+  CHECK(GetLogLevel() == LogLevel::kError);
+  CHECK(send("POST /logging?level=loud").status == 400);
+  CHECK(GetLogLevel() == LogLevel::kError);
+  CHECK(send("POST /logging").body == "level: error\n");
+  SetLogLevel(before);
 }
 
 TEST_CASE("Keep-alive serves several requests on one connection") {
@@ -308,17 +386,17 @@ TEST_CASE("POST bodies are delivered; oversize and chunked bodies are refused") 
   auto server = StartServer();
   {
     Client client(server->port());
-    client.Send("POST /echo HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello");
+    client.Send("POST /post HTTP/1.1\r\nContent-Length: 11\r\n\r\nhello");
     client.Send(" world");  // the body may arrive in pieces
     ClientResponse r = client.Read();
     CHECK(r.status == 200);
-    CHECK(r.body.find("POST /echo") == 0);
+    CHECK(r.body.find("POST /post") == 0);
     CHECK(r.body.find("body=hello world") != std::string::npos);
   }
   {
     Client client(server->port());
     std::string big(100 * 1024, 'x');
-    client.Send("POST /echo HTTP/1.1\r\nContent-Length: " + std::to_string(big.size()) +
+    client.Send("POST /post HTTP/1.1\r\nContent-Length: " + std::to_string(big.size()) +
                 "\r\n\r\n" + big);
     ClientResponse r = client.Read();
     CHECK(r.status == 200);
@@ -326,7 +404,7 @@ TEST_CASE("POST bodies are delivered; oversize and chunked bodies are refused") 
   }
   {
     Client client(server->port());
-    client.Send("POST /echo HTTP/1.1\r\nContent-Length: 2000000\r\n\r\nabc");
+    client.Send("POST /post HTTP/1.1\r\nContent-Length: 2000000\r\n\r\nabc");
     ClientResponse r = client.Read();
     CHECK(r.status == 413);
     CHECK(r.Header("connection") == "close");
@@ -334,19 +412,19 @@ TEST_CASE("POST bodies are delivered; oversize and chunked bodies are refused") 
   }
   {
     Client client(server->port());
-    client.Send("POST /echo HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
+    client.Send("POST /post HTTP/1.1\r\nTransfer-Encoding: chunked\r\n\r\n3\r\nabc\r\n0\r\n\r\n");
     CHECK(client.Read().status == 411);
     CHECK(client.Closed());
   }
   {
     Client client(server->port());
-    client.Send("POST /echo HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab");
+    client.Send("POST /post HTTP/1.1\r\nContent-Length: 1\r\nContent-Length: 2\r\n\r\nab");
     CHECK(client.Read().status == 400);
   }
   {
     // Expect: 100-continue gets the interim response before the body is sent.
     Client client(server->port());
-    client.Send("POST /echo HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
+    client.Send("POST /post HTTP/1.1\r\nContent-Length: 4\r\nExpect: 100-continue\r\n\r\n");
     ClientResponse interim = client.Read();
     CHECK(interim.status == 100);
     client.Send("data");
@@ -379,7 +457,7 @@ TEST_CASE("Malformed requests get 400 (or 505)") {
         "GET /hello HTTP/1.1 extra\r\n\r\n", "GET /hello FTP/1.1\r\n\r\n",
         "GET /hello HTTP/1.1\r\nBad Header: x\r\n\r\n", "GET /hello HTTP/1.1\r\nNoColon\r\n\r\n",
         "GET /hello HTTP/1.1\r\n folded: x\r\n\r\n",
-        "POST /echo HTTP/1.1\r\nContent-Length: -1\r\n\r\n"}) {
+        "POST /post HTTP/1.1\r\nContent-Length: -1\r\n\r\n"}) {
     INFO(bad);
     Client client(server->port());
     client.Send(bad);

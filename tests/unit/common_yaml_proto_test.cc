@@ -55,6 +55,85 @@ TEST_CASE("an unknown field is an error naming file, line and field") {
   CHECK(msg.find("lb_polcy") != std::string::npos);
 }
 
+TEST_CASE("every unknown field is reported with its line, not only the first") {
+  Cluster c;
+  absl::Status s = YamlToProto(R"(name: x
+lb_polcy: RANDOM
+conect_timeout: 1s
+load_assignment:
+  endpoints:
+  - lb_endpoints:
+    - endpoint: { adress: {} }
+  - lb_endpoints: []
+    prority: 2
+)",
+                               "two.yaml", &c);
+  REQUIRE_FALSE(s.ok());
+  std::string msg(s.message());
+  INFO(msg);
+  CHECK(msg ==
+        "two.yaml:2: lb_polcy: Cannot find field.; "
+        "two.yaml:3: conect_timeout: Cannot find field.; "
+        "two.yaml:7: load_assignment.endpoints[0].lb_endpoints[0].endpoint.adress: Cannot find "
+        "field.; "
+        "two.yaml:9: load_assignment.endpoints[1].prority: Cannot find field.");
+}
+
+TEST_CASE("unknown fields inside Any resources and map values are all reported") {
+  envoy::service::discovery::v3::DiscoveryResponse resp;
+  absl::Status s = YamlToProto(R"(
+resources:
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: a
+  typ: EDS
+- "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+  name: b
+  connectTimeout: 1s
+  typed_extension_protocol_options:
+    opts:
+      "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster
+      nme: c
+  metadata: { filter_metadata: { anything: { goes: here } } }
+  colour: blue
+)",
+                               "any.yaml", &resp);
+  REQUIRE_FALSE(s.ok());
+  std::string msg(s.message());
+  INFO(msg);
+  // camelCase names are fields too; Struct holds anything.
+  CHECK(msg.find("connectTimeout") == std::string::npos);
+  CHECK(msg.find("goes") == std::string::npos);
+  CHECK(msg ==
+        "any.yaml:5: resources[0].typ: Cannot find field.; "
+        "any.yaml:12: resources[1].typed_extension_protocol_options.opts.nme: Cannot find "
+        "field.; "
+        "any.yaml:14: resources[1].colour: Cannot find field.");
+}
+
+TEST_CASE("the same unknown field in two resources is reported once each, with full paths") {
+  envoy::service::discovery::v3::DiscoveryResponse resp;
+  absl::Status s = YamlToProto(R"(resources:
+- { "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster, name: a, bogus: 1 }
+- { "@type": type.googleapis.com/envoy.config.cluster.v3.Cluster, name: b, bogus: 2 }
+)",
+                               "same.yaml", &resp);
+  REQUIRE_FALSE(s.ok());
+  CHECK(s.message() ==
+        "same.yaml:2: resources[0].bogus: Cannot find field.; "
+        "same.yaml:3: resources[1].bogus: Cannot find field.");
+}
+
+TEST_CASE("another error comes with the unknown fields, in document order") {
+  Cluster c;
+  absl::Status s = YamlToProto("name: x\nlb_policy: FASTEST\nbogus: 1\n", "mixed.yaml", &c);
+  REQUIRE_FALSE(s.ok());
+  std::string msg(s.message());
+  INFO(msg);
+  CHECK(msg.rfind("mixed.yaml:2: lb_policy: ", 0) == 0);
+  CHECK(msg.find("FASTEST") != std::string::npos);
+  CHECK(msg.find("; mixed.yaml:3: bogus: Cannot find field.") != std::string::npos);
+}
+
 TEST_CASE("a bad enum value deep inside names the nested line") {
   Cluster c;
   absl::Status s = YamlToProto(R"(name: x

@@ -133,6 +133,14 @@ TEST_CASE("ParseConfigDocuments reports unknown kinds with file and line", "[mod
         "AuthorizationPolicy)");
 }
 
+TEST_CASE("ParseConfigDocuments reports every unknown field of an object", "[model]") {
+  auto typos = ParseText(
+      "kind: Service\nname: a\nnamspace: x\nports:\n- port: 80\n  protcol: HTTP\n", "s.yaml");
+  REQUIRE_FALSE(typos.ok());
+  CHECK(Msg(typos.status()) ==
+        "s.yaml:3: namspace: Cannot find field.; s.yaml:6: ports[0].protcol: Cannot find field.");
+}
+
 TEST_CASE("ParseConfigDocuments reports bad fields with file, line and path", "[model]") {
   auto typo = ParseText("kind: Service\nname: a\nports:\n- port: 80\n  protcol: HTTP\n", "s.yaml");
   REQUIRE_FALSE(typo.ok());
