@@ -47,7 +47,10 @@ std::string CreateError(std::string_view yaml) {
 }
 
 RequestInfo Req(const router::HeaderLookup* headers = nullptr, std::string_view cluster = "") {
-  return RequestInfo{headers, cluster};
+  RequestInfo r;
+  r.headers = headers;
+  r.cluster = cluster;
+  return r;
 }
 
 TEST_CASE("Fault: a fixed abort fires by its percentage with its status") {
@@ -215,6 +218,12 @@ headers:
 )");
   FakeHeaders only_one{{"x-canary", "1"}};
   CHECK_FALSE(c->Decide(Req(&only_one), kNever).abort.has_value());  // all must match
+  RequestInfo get = Req(&only_one);
+  get.line.method = "GET";
+  CHECK(c->Decide(get, kNever).abort.has_value());
+  get.line.method = "POST";
+  CHECK_FALSE(c->Decide(get, kNever).abort.has_value());
+  // A header map that carries pseudo-headers itself works too.
   FakeHeaders both{{"x-canary", "1"}, {":method", "GET"}};
   CHECK(c->Decide(Req(&both), kNever).abort.has_value());
 

@@ -93,8 +93,8 @@ bool Allowed(const std::vector<std::shared_ptr<const RbacFilterConfig>>& chain, 
   PeerCertificate peer;
   peer.uri_sans = c.uri_sans;
   RequestInfo r;
-  r.method = c.method;
-  r.path = c.path;
+  r.line.method = c.method;
+  r.line.path = c.path;
   r.headers = &c.headers;
   r.tls = c.uri_sans.empty() ? nullptr : &peer;
   for (const auto& f : chain) {

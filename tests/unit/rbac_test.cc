@@ -51,10 +51,7 @@ bool Allowed(const Engine& e, const RequestInfo& r) { return e.Evaluate(r).allow
 
 RequestInfo Get(std::string_view path = "/", const router::HeaderLookup* headers = nullptr) {
   RequestInfo r;
-  r.method = "GET";
-  r.path = path;
-  r.authority = "svc";
-  r.scheme = "http";
+  r.line = {.method = "GET", .path = path, .authority = "svc", .scheme = "http"};
   r.headers = headers;
   r.source = Ep("10.1.2.3", 40000);
   r.destination = Ep("10.0.0.9", 8080);
@@ -154,7 +151,7 @@ TEST_CASE("RBAC permissions: header, :method, url_path without the query") {
   Engine post = AllowIf("{header: {name: ':method', string_match: {exact: POST}}}");
   RequestInfo r = Get();
   CHECK_FALSE(Allowed(post, r));
-  r.method = "POST";
+  r.line.method = "POST";
   CHECK(Allowed(post, r));
   Engine authority = AllowIf("{header: {name: ':authority', string_match: {exact: svc}}}");
   CHECK(Allowed(authority, Get()));
@@ -282,7 +279,7 @@ TEST_CASE("RBAC: and / or / not nest for permissions and principals") {
   FakeHeaders debug{{"x-debug", "1"}};
   RequestInfo r = Get("/pay/1", &debug);
   CHECK_FALSE(Allowed(e, r));  // GET with x-debug: neither branch of the or
-  r.method = "POST";
+  r.line.method = "POST";
   CHECK(Allowed(e, r));  // the and branch
   r = Get("/other");
   CHECK(Allowed(e, r));  // the not branch (no x-debug)

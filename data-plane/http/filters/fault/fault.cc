@@ -117,8 +117,9 @@ bool FaultFilterConfig::Matches(const RequestInfo& r) const {
       return false;
     }
   }
+  RequestHeaders headers(r.line, r.headers);
   for (const router::HeaderMatcher& m : headers_) {
-    if (!m.Match(r.headers)) return false;
+    if (!m.Match(&headers)) return false;
   }
   return true;
 }

@@ -32,6 +32,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "data-plane/http/filters/request_headers.h"
 #include "data-plane/router/matchers.h"
 #include "data-plane/upstream/lb/load_balancer.h"
 #include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
@@ -49,7 +50,9 @@ inline constexpr std::string_view kDownstreamNodeHeader = "x-envoy-downstream-se
 inline constexpr std::string_view kAbortBody = "fault filter abort";
 
 struct RequestInfo {
-  const router::HeaderLookup* headers = nullptr;  // null: no headers
+  // The request line, for `headers` matchers on ":method", ":path", ":authority", ":scheme".
+  RequestLine line;
+  const router::HeaderLookup* headers = nullptr;  // the other request headers; null: none
   // The cluster the route selected for this request ("" when none), for `upstream_cluster`.
   std::string_view cluster;
 };

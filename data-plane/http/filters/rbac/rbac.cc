@@ -46,33 +46,6 @@ namespace {
 using Matcher = Engine::Matcher;
 using Kind = Matcher::Kind;
 
-// Answers the pseudo-headers from the request line, everything else from the header map.
-class RequestHeaders final : public router::HeaderLookup {
- public:
-  explicit RequestHeaders(const RequestInfo& r) : r_(r) {}
-  std::optional<std::string_view> Get(std::string_view name) const override {
-    if (!name.empty() && name[0] == ':') {
-      std::string_view v;
-      if (name == ":method") {
-        v = r_.method;
-      } else if (name == ":path") {
-        v = r_.path;
-      } else if (name == ":authority") {
-        v = r_.authority;
-      } else if (name == ":scheme") {
-        v = r_.scheme;
-      }
-      if (v.empty()) return std::nullopt;
-      return v;
-    }
-    if (r_.headers == nullptr) return std::nullopt;
-    return r_.headers->Get(name);
-  }
-
- private:
-  const RequestInfo& r_;
-};
-
 const Endpoint* DirectRemote(const RequestInfo& r) {
   if (r.direct_remote) return &*r.direct_remote;
   return r.source ? &*r.source : nullptr;
@@ -268,8 +241,9 @@ bool Engine::Matcher::Match(const RequestInfo& r, const router::HeaderLookup* he
       return header->Match(headers);
     case Kind::kUrlPath: {
       // Envoy matches the path without query and fragment; no path, no match.
-      if (r.path.empty()) return false;
-      return string->Match(r.path.substr(0, r.path.find_first_of("?#")));
+      const std::string_view path = r.line.path;
+      if (path.empty()) return false;
+      return string->Match(path.substr(0, path.find_first_of("?#")));
     }
     case Kind::kDestinationIp:
       return InRange(cidr, r.destination ? &*r.destination : nullptr);
@@ -333,7 +307,7 @@ absl::StatusOr<Engine> Engine::Create(const proto::RBAC& rules) {
 }
 
 Decision Engine::Evaluate(const RequestInfo& request) const {
-  RequestHeaders headers(request);
+  RequestHeaders headers(request.line, request.headers);
   const Policy* matched = nullptr;
   for (const Policy& p : policies_) {
     if (AnyMatch(p.permissions, request, &headers) && AnyMatch(p.principals, request, &headers)) {

@@ -24,6 +24,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/xds/cidr.h"
+#include "data-plane/http/filters/request_headers.h"
 #include "data-plane/router/matchers.h"
 #include "envoy/config/rbac/v3/rbac.pb.h"
 #include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
@@ -44,13 +45,10 @@ struct PeerCertificate {
 
 // What the engine looks at. Views only: the caller keeps everything alive during Evaluate().
 struct RequestInfo {
-  std::string_view method;     // ":method"
-  std::string_view path;       // ":path", query included (url_path matchers drop it)
-  std::string_view authority;  // ":authority"
-  std::string_view scheme;     // ":scheme"
-  // Every other request header; ":method", ":path", ":authority" and ":scheme" are answered from
-  // the fields above, so a header permission on ":method" works whatever the map holds.
-  const router::HeaderLookup* headers = nullptr;
+  // ":method", ":path" (query included; url_path matchers drop it), ":authority", ":scheme":
+  // header permissions on these names are answered from here, whatever `headers` holds.
+  RequestLine line;
+  const router::HeaderLookup* headers = nullptr;  // the other request headers; null: none
   // The downstream connection's peer (Envoy's connection remote address: `source_ip`).
   std::optional<Endpoint> source;
   // The directly connected peer after any PROXY protocol header (`direct_remote_ip`); unset:
