@@ -10,12 +10,16 @@
 #include "absl/strings/str_cat.h"
 #include "common/proto_util.h"
 #include "common/strings.h"
+#include "common/xds/fault_check.h"
+#include "common/xds/matcher_validate.h"
+#include "common/xds/rbac_check.h"
 #include "common/xds/resource_type.h"
 #include "common/xds/supported.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
+#include "envoy/extensions/filters/http/fault/v3/fault.pb.h"
 #include "envoy/extensions/filters/http/rbac/v3/rbac.pb.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
 #include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
@@ -46,6 +50,7 @@ using envoy::config::route::v3::RouteAction;
 using envoy::config::route::v3::RouteConfiguration;
 using envoy::config::route::v3::RouteMatch;
 using envoy::config::route::v3::VirtualHost;
+using envoy::extensions::filters::http::fault::v3::HTTPFault;
 using envoy::extensions::filters::http::rbac::v3::RBAC;
 using envoy::extensions::filters::http::router::v3::Router;
 using envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
@@ -104,6 +109,8 @@ void ValidateRegexMatcher(const RegexMatcher& m, ValidationErrors* errors) {
   CheckRegex(m.regex(), "regex", errors);
 }
 
+}  // namespace
+
 void ValidateStringMatcher(const StringMatcher& m, ValidationErrors* errors) {
   switch (m.match_pattern_case()) {
     case StringMatcher::kSafeRegex: {
@@ -118,6 +125,8 @@ void ValidateStringMatcher(const StringMatcher& m, ValidationErrors* errors) {
       break;
   }
 }
+
+namespace {
 
 void ValidateSocketAddress(const SocketAddress& sa, bool allow_port_zero,
                            ValidationErrors* errors) {
@@ -467,6 +476,8 @@ void ValidateCluster(const Cluster& c, ValidationErrors* errors) {
 // ---------------------------------------------------------------------------------------------
 // Routes
 
+}  // namespace
+
 void ValidateHeaderMatcher(const HeaderMatcher& h, ValidationErrors* errors) {
   if (h.name().empty()) errors->AddAt("name", "must not be empty");
   switch (h.header_match_specifier_case()) {
@@ -489,6 +500,8 @@ void ValidateHeaderMatcher(const HeaderMatcher& h, ValidationErrors* errors) {
       break;
   }
 }
+
+namespace {
 
 void ValidateRetryPolicy(const envoy::config::route::v3::RetryPolicy& rp,
                          ValidationErrors* errors) {
@@ -839,11 +852,29 @@ void ValidateHttpConnectionManager(const HttpConnectionManager& hcm, ValidationE
       // gRPC and Envoy both need the router to terminate the chain.
       if (i != n - 1) errors->AddAt("typed_config", "the router filter must be the last filter");
     } else if (type == FullName(RBAC::descriptor())) {
+      RBAC rbac;
+      if (!rbac.ParseFromString(f.typed_config().value())) {
+        errors->AddAt("typed_config", "cannot parse RBAC");
+      } else {
+        Scope ts(errors, "typed_config");
+        CheckRbacFilter(rbac, errors);
+      }
       // Refused even when optional: an authorization policy that is accepted and not enforced
       // leaves the operator believing it is in force.
       errors->AddAt("typed_config",
                     "the RBAC filter (envoy.filters.http.rbac) is not enforced by weft-proxy yet; "
                     "refused rather than ignored");
+    } else if (type == FullName(HTTPFault::descriptor())) {
+      HTTPFault fault;
+      Scope ts(errors, "typed_config");
+      if (!fault.ParseFromString(f.typed_config().value())) {
+        errors->Add("cannot parse HTTPFault");
+      } else {
+        CheckFaultFilter(fault, errors);
+      }
+      if (!kFaultFilterApplied && !f.is_optional()) {
+        errors->Add("the fault filter is not applied by weft-proxy yet");
+      }
     } else if (!f.is_optional()) {
       errors->AddAt("typed_config", absl::StrCat("unsupported HTTP filter type \"",
                                                  f.typed_config().type_url(), "\""));
