@@ -71,6 +71,19 @@ std::map<std::string, int> Spray(weft::testing::v1::EchoService::Stub& stub, int
   return counts;
 }
 
+std::map<std::string, int> SprayUntilAll(weft::testing::v1::EchoService::Stub& stub,
+                                         const std::vector<std::string>& expected,
+                                         std::chrono::milliseconds max_wait) {
+  std::map<std::string, int> counts;
+  const auto deadline = std::chrono::steady_clock::now() + max_wait;
+  for (;;) {
+    for (const auto& [k, v] : Spray(stub, 10)) counts[k] += v;
+    bool all = true;
+    for (const std::string& b : expected) all = all && counts[b] > 0;
+    if (all || std::chrono::steady_clock::now() >= deadline) return counts;
+  }
+}
+
 std::string Show(const std::map<std::string, int>& counts) {
   std::string out;
   for (const auto& [k, v] : counts) out += k + "=" + std::to_string(v) + " ";

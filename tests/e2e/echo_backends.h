@@ -2,10 +2,12 @@
 // bootstrap, and counting which backend answered a batch of RPCs.
 #pragma once
 
+#include <chrono>
 #include <map>
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "grpcpp/grpcpp.h"
 #include "weft/testing/v1/echo.grpc.pb.h"
@@ -42,6 +44,14 @@ std::unique_ptr<weft::testing::v1::EchoService::Stub> ConnectEcho(const std::str
 // Sends `n` Echo RPCs (5 s deadline each) and counts answers per backend ("error: CODE message"
 // for failures).
 std::map<std::string, int> Spray(weft::testing::v1::EchoService::Stub& stub, int n);
+
+// Sprays in batches of 10 until every backend in `expected` has answered or `max_wait` passed.
+// gRPC's round robin sends to the subchannels that are READY, and under load the second one can
+// take longer to connect than a fixed number of RPCs: "every endpoint gets traffic" needs time,
+// not a count.
+std::map<std::string, int> SprayUntilAll(weft::testing::v1::EchoService::Stub& stub,
+                                         const std::vector<std::string>& expected,
+                                         std::chrono::milliseconds max_wait);
 
 // "backend-1=3 backend-2=4 " for test logs.
 std::string Show(const std::map<std::string, int>& counts);
