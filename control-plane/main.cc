@@ -18,11 +18,13 @@
 #include "control-plane/admin/admin.h"
 #include "control-plane/api/config_model.h"
 #include "control-plane/api/config_service.h"
+#include "control-plane/ca/service.h"
 #include "control-plane/cache/publisher.h"
 #include "control-plane/cache/snapshot_cache.h"
 #include "control-plane/server/xds_server.h"
 #include "control-plane/sources/config_dir.h"
 #include "control-plane/store/store.h"
+#include "data-plane/tls/certs.h"
 
 namespace {
 
@@ -79,6 +81,8 @@ int main(int argc, char** argv) {
   flags.Int("max-debounce-ms", &max_debounce_ms, "upper bound on how long a change may wait");
   flags.Int("max-request-bytes", &max_request_bytes, "largest xDS request accepted");
   flags.String("log-level", &log_level, "debug, info, warning, error or off");
+  weft::ca::CaFlags ca_flags;
+  weft::ca::AddCaFlags(&flags, &ca_flags);
   if (auto s = flags.Parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "weft-cp: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -99,6 +103,10 @@ int main(int argc, char** argv) {
   // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's deadlock detection on for
   // every lock gRPC takes: a few percent of weft-cp's CPU under load, for a debugging aid.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+
+  // SDS Secrets are checked down to their key material (as proxies check them) before any
+  // source is read.
+  weft::tls::InstallSecretChecks();
 
   // Signals are taken synchronously by the main thread; block them before any thread starts.
   sigset_t signals;
@@ -132,6 +140,15 @@ int main(int argc, char** argv) {
     return 1;
   }
   std::unique_ptr<weft::cp::ConfigModel> model = *std::move(model_or);
+
+  auto ca_or = weft::ca::CaServer::Start(ca_flags, store.get(), &registry);
+  if (!ca_or.ok()) {
+    WEFT_LOG(kError) << "CA: " << ca_or.status().message();
+    return 1;
+  }
+  std::unique_ptr<weft::ca::CaServer> ca = *std::move(ca_or);
+  // The trust bundle ("ROOTCA") is shared by every node group.
+  if (ca) publisher.Update("ca", {ca->TrustBundleSecret()});
 
   auto* config_errors = registry
                             .AddGauge("weft_cp_config_files_rejected",
@@ -170,6 +187,7 @@ int main(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   xds.Register(&builder);
+  if (ca) ca->RegisterProxyServices(&builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || xds_port == 0) {
     WEFT_LOG(kError) << "cannot listen for xDS on " << xds_address;
@@ -187,6 +205,7 @@ int main(int argc, char** argv) {
   int api_port = 0;
   api_builder.AddListeningPort(api_address, grpc::InsecureServerCredentials(), &api_port);
   api_builder.RegisterService(config_service.get());
+  if (ca) ca->RegisterOperatorServices(&api_builder);
   std::unique_ptr<grpc::Server> api_server = api_builder.BuildAndStart();
   if (!api_server || api_port == 0) {
     WEFT_LOG(kError) << "cannot listen for the config API on " << api_address;

@@ -11,6 +11,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/time.h"
 #include "absl/strings/str_join.h"
 #include "common/strings.h"
 #include "common/xds/tls_check.h"
@@ -59,12 +60,7 @@ std::string TakeReasons() {
 }
 
 std::string Utc(WallTime t) {
-  time_t secs = std::chrono::system_clock::to_time_t(t);
-  struct tm tm {};
-  gmtime_r(&secs, &tm);
-  char buf[32];
-  strftime(buf, sizeof(buf), "%Y-%m-%dT%H:%M:%SZ", &tm);
-  return buf;
+  return absl::FormatTime("%Y-%m-%dT%H:%M:%SZ", absl::FromChrono(t), absl::UTCTimeZone());
 }
 
 // The SAN values of `type` in `x` (text form; IP addresses as inet_ntop writes them).

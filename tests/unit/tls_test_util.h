@@ -4,7 +4,11 @@
 
 #include <catch2/catch.hpp>
 
+#include <stdlib.h>
+
 #include <chrono>
+#include <filesystem>
+#include <fstream>
 #include <memory>
 #include <string>
 #include <vector>
@@ -76,5 +80,27 @@ inline void Carry(tls::Engine& from, tls::Engine& to) {
   from.TakeCiphertext(&bytes);
   to.FeedCiphertext(bytes);
 }
+
+// Files in a fresh temporary directory, removed with it (an operator's PEM files).
+class TempFiles {
+ public:
+  TempFiles() {
+    std::string tmpl = (std::filesystem::temp_directory_path() / "weft-tls-XXXXXX").string();
+    REQUIRE(mkdtemp(tmpl.data()) != nullptr);
+    dir_ = tmpl;
+  }
+  ~TempFiles() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir_, ec);
+  }
+  std::string Write(const std::string& name, const std::string& contents) {
+    std::string path = dir_ + "/" + name;
+    std::ofstream(path) << contents;
+    return path;
+  }
+
+ private:
+  std::string dir_;
+};
 
 }  // namespace weft::testing
