@@ -222,5 +222,77 @@ TEST_CASE("ca e2e: bad, missing and revoked tokens, and other identities, are re
         3);
 }
 
+// A PEM block as a JSON string (the flow-style YAML of a config file).
+std::string JsonString(const std::string& pem) {
+  std::string out = "\"";
+  for (char c : pem) {
+    if (c == '\n') {
+      out += "\\n";
+    } else {
+      out += c;
+    }
+  }
+  return out + "\"";
+}
+
+std::string SecretFile(const std::string& chain, const std::string& key) {
+  return ResourcesFile(
+      {"{\"@type\": \"type.googleapis.com/"
+       "envoy.extensions.transport_sockets.tls.v3.Secret\", \"name\": "
+       "\"server-cert\", \"tls_certificate\": {\"certificate_chain\": "
+       "{\"inline_string\": " +
+       JsonString(chain) + "}, \"private_key\": {\"inline_string\": " + JsonString(key) + "}}}"});
+}
+
+TEST_CASE("ca e2e: raw Secrets in --config-dir are checked down to their keys") {
+  Cp cp;
+  cp.Start();
+  std::string token = cp.CreateToken();
+  auto stub = cp.Stub();
+  Signed s = SignWith(stub.get(), token, kCart);
+  REQUIRE(s.status.ok());
+  auto other_key = tls::GenerateKey();
+  REQUIRE(other_key.ok());
+
+  // The wrong key: refused with the file and the field path, nothing served.
+  REQUIRE(WriteFileAtomic(cp.config.Join("secret.yaml"),
+                          SecretFile(s.response.certificate_chain_pem(), *other_key)));
+  std::string config;
+  REQUIRE(WaitFor(
+      [&] {
+        config = HttpGet(cp.cp->admin_port, "/debug/config").body;
+        return config.find("secret.yaml") != std::string::npos;
+      },
+      seconds(10)));
+  CHECK(config.find("resources[0].tls_certificate.private_key: does not match the first "
+                    "certificate of certificate_chain") != std::string::npos);
+
+  // The right one: accepted and served over SDS.
+  REQUIRE(WriteFileAtomic(cp.config.Join("secret.yaml"),
+                          SecretFile(s.response.certificate_chain_pem(), s.key_pem)));
+  REQUIRE(WaitFor(
+      [&] {
+        return HttpGet(cp.cp->admin_port, "/debug/config").body.find("\"errors\":[]") !=
+               std::string::npos;
+      },
+      seconds(10)));
+  SotwClient sds(cp.cp->xds_port, XdsService::kSecret);
+  auto node = MakeNode("cart-1", "cart.shop");
+  REQUIRE(
+      sds.Send(SotwRequest("type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret",
+                           {"server-cert"}, &node)));
+  std::optional<DiscoveryResponse> resp;
+  REQUIRE(WaitFor(
+      [&] {
+        resp = sds.Next(std::chrono::milliseconds(500));
+        return resp && resp->resources_size() == 1;
+      },
+      seconds(10)));
+  envoy::extensions::transport_sockets::tls::v3::Secret secret;
+  REQUIRE(resp->resources(0).UnpackTo(&secret));
+  CHECK(secret.tls_certificate().private_key().inline_string() == s.key_pem);
+  sds.Close();
+}
+
 }  // namespace
 }  // namespace weft::test
