@@ -21,7 +21,7 @@ grpc::Status ToGrpc(const absl::Status& s) {
 constexpr size_t kMaxCsrBytes = 16 * 1024;
 
 // The token from "authorization: Bearer <token>", or "".
-std::string BearerToken(const grpc::ServerContext& ctx) {
+std::string BearerToken(const grpc::ServerContextBase& ctx) {
   auto it = ctx.client_metadata().find("authorization");
   if (it == ctx.client_metadata().end()) return "";
   std::string value(it->second.data(), it->second.size());
@@ -30,7 +30,9 @@ std::string BearerToken(const grpc::ServerContext& ctx) {
   return value.substr(kBearer.size());
 }
 
-class CertificateServiceImpl final : public v1::CertificateService::Service {
+// The callback API, as the xDS services on the same server: no sync thread pool of its own.
+// Signing is one ECDSA signature and one store read, short enough to run on gRPC's thread.
+class CertificateServiceImpl final : public v1::CertificateService::CallbackService {
  public:
   CertificateServiceImpl(const Authority* authority, metrics::Registry* registry)
       : authority_(authority),
@@ -42,39 +44,49 @@ class CertificateServiceImpl final : public v1::CertificateService::Service {
                                       "Certificate requests refused, by gRPC status code",
                                       {"code"})) {}
 
-  grpc::Status Sign(grpc::ServerContext* ctx, const v1::SignRequest* req,
-                    v1::SignResponse* resp) override {
+  grpc::ServerUnaryReactor* Sign(grpc::CallbackServerContext* ctx, const v1::SignRequest* req,
+                                 v1::SignResponse* resp) override {
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(DoSign(*ctx, *req, resp));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* GetTrustBundle(grpc::CallbackServerContext* ctx,
+                                           const v1::GetTrustBundleRequest*,
+                                           v1::TrustBundle* resp) override {
+    resp->set_trust_bundle_pem(authority_->trust_bundle_pem());
+    resp->set_trust_domain(authority_->trust_domain());
+    grpc::ServerUnaryReactor* reactor = ctx->DefaultReactor();
+    reactor->Finish(grpc::Status::OK);
+    return reactor;
+  }
+
+ private:
+  grpc::Status DoSign(const grpc::CallbackServerContext& ctx, const v1::SignRequest& req,
+                      v1::SignResponse* resp) {
     absl::StatusOr<v1::SignResponse> r;
-    std::string token = BearerToken(*ctx);
+    std::string token = BearerToken(ctx);
     if (token.empty()) {
       r = absl::UnauthenticatedError(
           "missing bootstrap token (metadata \"authorization: Bearer <token>\")");
-    } else if (req->csr_pem().size() > kMaxCsrBytes) {
+    } else if (req.csr_pem().size() > kMaxCsrBytes) {
       r = absl::InvalidArgumentError(absl::StrCat("CSR larger than ", kMaxCsrBytes, " bytes"));
     } else {
-      r = authority_->Sign(*req, token);
+      r = authority_->Sign(req, token);
     }
     if (!r.ok()) {
       refused_->WithLabels({absl::StatusCodeToString(r.status().code())})->Inc();
-      WEFT_LOG(kWarning) << "CA: refused a certificate for node \"" << req->node_id() << "\" from "
-                         << ctx->peer() << ": " << r.status().message();
+      WEFT_LOG(kWarning) << "CA: refused a certificate for node \"" << req.node_id() << "\" from "
+                         << ctx.peer() << ": " << r.status().message();
       return ToGrpc(r.status());
     }
     issued_->Inc();
     WEFT_LOG(kInfo) << "CA: issued " << r->spiffe_id() << " (serial " << r->serial()
-                    << ") to node \"" << req->node_id() << "\"";
+                    << ") to node \"" << req.node_id() << "\"";
     *resp = *std::move(r);
     return grpc::Status::OK;
   }
 
-  grpc::Status GetTrustBundle(grpc::ServerContext*, const v1::GetTrustBundleRequest*,
-                              v1::TrustBundle* resp) override {
-    resp->set_trust_bundle_pem(authority_->trust_bundle_pem());
-    resp->set_trust_domain(authority_->trust_domain());
-    return grpc::Status::OK;
-  }
-
- private:
   const Authority* authority_;
   metrics::Counter* issued_;
   metrics::Family<metrics::Counter>* refused_;

@@ -6,6 +6,7 @@
 
 #include <catch2/catch.hpp>
 #include <chrono>
+#include <cstdio>
 #include <string>
 #include <vector>
 
@@ -50,6 +51,11 @@ struct Cp {
   TempDir dir{"weft-ca"};
   TempDir config{"weft-ca-config"};
   std::optional<WeftCp> cp;
+  ~Cp() {
+    if (CurrentTestFailed() && cp) {
+      std::fprintf(stderr, "---- weft-cp log (tail) ----\n%s\n", cp->LogTail(12000).c_str());
+    }
+  }
   void Start() {
     std::string error;
     cp = StartWeftCp(config.path(), {"--data-dir", dir.Join("data")}, &error);
@@ -58,7 +64,8 @@ struct Cp {
   }
   void Stop() {
     cp->process->Kill(15);
-    REQUIRE(cp->process->Wait(seconds(10)));
+    // weft-cp takes a second or two to stop (gRPC shutdown); much longer on a loaded machine.
+    REQUIRE(cp->process->Wait(seconds(60)));
     cp.reset();
   }
   std::string Api() const { return "127.0.0.1:" + std::to_string(cp->api_port); }
