@@ -92,6 +92,9 @@ class ServerCodec {
   // The stream's response is complete and the codec may parse the next request (HTTP/1 parses
   // one at a time; HTTP/2 ignores it).
   virtual void OnStreamComplete() = 0;
+  // Opens a stream (NewStream) to answer a request whose head never completed (the manager's
+  // 408 for request_headers_timeout); no request follows on the connection.
+  virtual void OpenStreamForError() = 0;
 };
 
 // --- Client side -----------------------------------------------------------------------------

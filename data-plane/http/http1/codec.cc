@@ -173,6 +173,13 @@ class ServerCodecImpl final : public ServerCodec, public ResponseEncoder {
     state_ = wants_close_ ? State::kDone : State::kHead;
   }
 
+  void OpenStreamForError() override {
+    StartStream();
+    state_ = State::kDone;
+    wants_close_ = true;
+    partial_head_ = false;
+  }
+
   // --- ResponseEncoder ---
   void Encode100Continue() override {
     if (version_minor_ == 1 && !response_started_) conn_.Write("HTTP/1.1 100 Continue\r\n\r\n");
