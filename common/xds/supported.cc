@@ -237,6 +237,25 @@ std::string FieldPath(const FieldDescriptor* f, int index) {
 
 class Walker {
  public:
+  // A Duration the wire can carry but protobuf defines as invalid (google/protobuf/duration.proto:
+  // +-315,576,000,000 s, nanos within a second and of the seconds' sign). The JSON parser refuses
+  // these; binary xDS does not, and the proxy's arithmetic on them overflowed.
+  void CheckDuration(const Message& m) {
+    const Reflection* r = m.GetReflection();
+    const int64_t seconds = r->GetInt64(m, m.GetDescriptor()->FindFieldByNumber(1));
+    const int32_t nanos = r->GetInt32(m, m.GetDescriptor()->FindFieldByNumber(2));
+    constexpr int64_t kMaxSeconds = 315'576'000'000;
+    if (seconds > kMaxSeconds || seconds < -kMaxSeconds) {
+      errors_->AddAt("seconds", absl::StrCat("out of range for a Duration (at most ", kMaxSeconds,
+                                             " either way)"));
+    }
+    if (nanos > 999'999'999 || nanos < -999'999'999) {
+      errors_->AddAt("nanos", "out of range for a Duration (at most 999999999 either way)");
+    } else if ((seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
+      errors_->AddAt("nanos", "must have the sign of seconds");
+    }
+  }
+
   explicit Walker(ValidationErrors* errors) : table_(GetTable()), errors_(errors) {}
 
   void Walk(const Message& m) {
@@ -247,6 +266,7 @@ class Walker {
       errors_->Add(absl::StrCat("field number ", unknown.field(i).number(),
                                 " is not part of weft's xDS subset, so it ", Sv(kRefused)));
     }
+    if (d->full_name() == "google.protobuf.Duration") CheckDuration(m);
     if (table_.whole.contains(d)) return;
     auto rule = table_.rules.find(d);
     if (rule == table_.rules.end()) {
