@@ -48,6 +48,33 @@ constexpr Entry kTable[] = {
     {"envoy.config.core.v3.Address", "socket_address"},
     {"envoy.config.core.v3.SocketAddress", "protocol=TCP address port_value"},
 
+    // --- TLS (data-plane/tls builds contexts from these; checked by common/xds/tls_check.cc) ---
+    // Secrets are applied by the TLS context store. No Listener or Cluster entry lists
+    // transport_socket yet, so none of the contexts below is reachable from them until
+    // weft-proxy serves TLS; adding that word is what turns TLS on.
+    {"envoy.extensions.transport_sockets.tls.v3.Secret", "name tls_certificate validation_context"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsCertificate", "certificate_chain private_key"},
+    {"envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
+     "trusted_ca match_typed_subject_alt_names max_verify_depth"},
+    {"envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher",
+     "san_type=EMAIL|DNS|URI|IP_ADDRESS matcher"},
+    {"envoy.config.core.v3.TransportSocket", "name typed_config~"},
+    {"envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+     "common_tls_context require_client_certificate disable_stateless_session_resumption "
+     "disable_stateful_session_resumption session_timeout"},
+    {"envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+     "common_tls_context sni max_session_keys"},
+    {"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
+     "tls_params tls_certificates tls_certificate_sds_secret_configs validation_context "
+     "validation_context_sds_secret_config combined_validation_context alpn_protocols"},
+    {"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext."
+     "CombinedCertificateValidationContext",
+     "default_validation_context validation_context_sds_secret_config"},
+    {"envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", "name sds_config"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsParameters",
+     "tls_minimum_protocol_version=TLSv1_2|TLSv1_3 tls_maximum_protocol_version=TLSv1_2|TLSv1_3 "
+     "cipher_suites ecdh_curves"},
+
     // --- HTTP connection manager ---
     // stat_prefix: required by Envoy's schema.
     {"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
