@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
 # The test command: installs what is missing, builds, and runs every test — the normal build
-# (unit + e2e), then the ASan/UBSan build and the TSan build. Exits non-zero on any failure.
+# (unit + e2e, incl. the differential HTTP/1 framing test), the fuzz targets over their corpora
+# (WEFT_SKIP_FUZZ=1 skips them), then the ASan/UBSan build and the TSan build. Exits non-zero on
+# any failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 tools/deps.sh
@@ -14,6 +16,13 @@ echo "== build (RelWithDebInfo)"
 tools/build.sh build
 echo "== ctest (all)"
 ctest --test-dir build --output-on-failure -j "$jobs"
+
+if [ "${WEFT_SKIP_FUZZ:-0}" != 1 ]; then
+  # Every libFuzzer target over its corpus, once: a crash fixed once stays fixed (seconds; the
+  # clang build is served by ccache). Campaigns are tools/fuzz.sh TARGET --minutes N.
+  echo "== fuzz targets over their corpora (regression)"
+  tools/fuzz.sh regress
+fi
 
 if [ "${WEFT_SKIP_SANITIZERS:-0}" != 1 ]; then
   echo "== build (ASan + UBSan)"

@@ -48,6 +48,33 @@ constexpr Entry kTable[] = {
     {"envoy.config.core.v3.Address", "socket_address"},
     {"envoy.config.core.v3.SocketAddress", "protocol=TCP address port_value"},
 
+    // --- TLS (data-plane/tls builds contexts from these; checked by common/xds/tls_check.cc) ---
+    // Secrets are applied by the TLS context store. No Listener or Cluster entry lists
+    // transport_socket yet, so none of the contexts below is reachable from them until
+    // weft-proxy serves TLS; adding that word is what turns TLS on.
+    {"envoy.extensions.transport_sockets.tls.v3.Secret", "name tls_certificate validation_context"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsCertificate", "certificate_chain private_key"},
+    {"envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
+     "trusted_ca match_typed_subject_alt_names max_verify_depth"},
+    {"envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher",
+     "san_type=EMAIL|DNS|URI|IP_ADDRESS matcher"},
+    {"envoy.config.core.v3.TransportSocket", "name typed_config~"},
+    {"envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+     "common_tls_context require_client_certificate disable_stateless_session_resumption "
+     "disable_stateful_session_resumption session_timeout"},
+    {"envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+     "common_tls_context sni max_session_keys"},
+    {"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
+     "tls_params tls_certificates tls_certificate_sds_secret_configs validation_context "
+     "validation_context_sds_secret_config combined_validation_context alpn_protocols"},
+    {"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext."
+     "CombinedCertificateValidationContext",
+     "default_validation_context validation_context_sds_secret_config"},
+    {"envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", "name sds_config"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsParameters",
+     "tls_minimum_protocol_version=TLSv1_2|TLSv1_3 tls_maximum_protocol_version=TLSv1_2|TLSv1_3 "
+     "cipher_suites ecdh_curves"},
+
     // --- HTTP connection manager ---
     // stat_prefix: required by Envoy's schema.
     {"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
@@ -237,6 +264,25 @@ std::string FieldPath(const FieldDescriptor* f, int index) {
 
 class Walker {
  public:
+  // A Duration the wire can carry but protobuf defines as invalid (google/protobuf/duration.proto:
+  // +-315,576,000,000 s, nanos within a second and of the seconds' sign). The JSON parser refuses
+  // these; binary xDS does not, and the proxy's arithmetic on them overflowed.
+  void CheckDuration(const Message& m) {
+    const Reflection* r = m.GetReflection();
+    const int64_t seconds = r->GetInt64(m, m.GetDescriptor()->FindFieldByNumber(1));
+    const int32_t nanos = r->GetInt32(m, m.GetDescriptor()->FindFieldByNumber(2));
+    constexpr int64_t kMaxSeconds = 315'576'000'000;
+    if (seconds > kMaxSeconds || seconds < -kMaxSeconds) {
+      errors_->AddAt("seconds", absl::StrCat("out of range for a Duration (at most ", kMaxSeconds,
+                                             " either way)"));
+    }
+    if (nanos > 999'999'999 || nanos < -999'999'999) {
+      errors_->AddAt("nanos", "out of range for a Duration (at most 999999999 either way)");
+    } else if ((seconds > 0 && nanos < 0) || (seconds < 0 && nanos > 0)) {
+      errors_->AddAt("nanos", "must have the sign of seconds");
+    }
+  }
+
   explicit Walker(ValidationErrors* errors) : table_(GetTable()), errors_(errors) {}
 
   void Walk(const Message& m) {
@@ -247,6 +293,7 @@ class Walker {
       errors_->Add(absl::StrCat("field number ", unknown.field(i).number(),
                                 " is not part of weft's xDS subset, so it ", Sv(kRefused)));
     }
+    if (d->full_name() == "google.protobuf.Duration") CheckDuration(m);
     if (table_.whole.contains(d)) return;
     auto rule = table_.rules.find(d);
     if (rule == table_.rules.end()) {

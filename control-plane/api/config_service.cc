@@ -8,8 +8,11 @@
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/validation.h"
+#include "common/xds/unknown_fields.h"
 #include "control-plane/api/config_model.h"
 #include "control-plane/cache/snapshot_cache.h"
+#include "control-plane/model/model.h"
 #include "control-plane/server/xds_server.h"
 #include "google/protobuf/util/json_util.h"
 #include "weft/config/v1/config_service.grpc.pb.h"
@@ -45,11 +48,67 @@ grpc::Status ToGrpc(const absl::Status& s) {
   return grpc::Status(code, std::string(s.message()));
 }
 
+// The YAML path refuses unknown fields; protobuf would keep a field this weft-cp does not know
+// (sent by a newer weftctl, or by a client built from another schema) as "unknown" and the
+// object would be stored without it. Refuse instead, naming the object and the field number.
+constexpr std::string_view kUnknownField =
+    "is unknown to this weft-cp (a client built for a newer schema?); refused rather than ignored";
+
+// The message in a ConfigObject's oneof (the Service, Route, ...), or null.
+const google::protobuf::Message* ObjectBody(const ConfigObject& o) {
+  const google::protobuf::OneofDescriptor* oneof = o.GetDescriptor()->FindOneofByName("object");
+  const google::protobuf::FieldDescriptor* f =
+      oneof != nullptr ? o.GetReflection()->GetOneofFieldDescriptor(o, oneof) : nullptr;
+  return f != nullptr ? &o.GetReflection()->GetMessage(o, f) : nullptr;
+}
+
+grpc::Status RefuseUnknownFields(const ValidationErrors& errors) {
+  if (errors.ok()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(errors.ToStatus().message()));
+}
+
+grpc::Status CheckKnownFields(const google::protobuf::Message& request) {
+  ValidationErrors errors;
+  ValidationErrors::Scope s(&errors, request.GetDescriptor()->name());
+  xds::CheckNoUnknownFields(request, &errors, kUnknownField);
+  return RefuseUnknownFields(errors);
+}
+
+// Objects are named by index and key, and paths start inside the object as in the YAML form
+// ("objects[2] (Service/default/a).ports[0]: field number 9 ...").
+grpc::Status CheckKnownFields(const ApplyRequest& request) {
+  ValidationErrors errors;
+  {
+    ValidationErrors::Scope s(&errors, "ApplyRequest");
+    const auto& unknown = request.GetReflection()->GetUnknownFields(request);
+    for (int i = 0; i < unknown.field_count(); ++i) {
+      errors.Add(absl::StrCat("field number ", unknown.field(i).number(), " ", Sv(kUnknownField)));
+    }
+  }
+  for (int i = 0; i < request.objects_size(); ++i) {
+    const ConfigObject& o = request.objects(i);
+    std::string key = ObjectKey(o);
+    ValidationErrors::Scope s(&errors, key.empty() ? absl::StrCat("objects[", i, "]")
+                                                   : absl::StrCat("objects[", i, "] (", key, ")"));
+    const auto& unknown = o.GetReflection()->GetUnknownFields(o);
+    for (int j = 0; j < unknown.field_count(); ++j) {
+      // A oneof member this weft-cp lacks: an object kind it does not know.
+      errors.Add(absl::StrCat("field number ", unknown.field(j).number(), " ", Sv(kUnknownField),
+                              " (an object kind this weft-cp does not know)"));
+    }
+    if (const google::protobuf::Message* body = ObjectBody(o)) {
+      xds::CheckNoUnknownFields(*body, &errors, kUnknownField);
+    }
+  }
+  return RefuseUnknownFields(errors);
+}
+
 class ConfigServiceImpl final : public ConfigService::Service {
  public:
   explicit ConfigServiceImpl(ConfigServiceDeps deps) : d_(deps) {}
 
   grpc::Status Apply(grpc::ServerContext*, const ApplyRequest* req, ApplyResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     std::vector<ConfigObject> objects(req->objects().begin(), req->objects().end());
     auto r = d_.model->Apply(objects, req->dry_run());
     if (!r.ok()) return ToGrpc(r.status());
@@ -59,6 +118,7 @@ class ConfigServiceImpl final : public ConfigService::Service {
 
   grpc::Status Delete(grpc::ServerContext*, const DeleteRequest* req,
                       DeleteResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     auto r = d_.model->Delete({req->keys().begin(), req->keys().end()});
     if (!r.ok()) return ToGrpc(r.status());
     *resp = *std::move(r);
@@ -66,6 +126,7 @@ class ConfigServiceImpl final : public ConfigService::Service {
   }
 
   grpc::Status Get(grpc::ServerContext*, const GetRequest* req, GetResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     auto r = d_.model->Get(req->key());
     if (!r.ok()) return ToGrpc(r.status());
     *resp->mutable_object() = *std::move(r);
@@ -73,12 +134,14 @@ class ConfigServiceImpl final : public ConfigService::Service {
   }
 
   grpc::Status List(grpc::ServerContext*, const ListRequest* req, ListResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     *resp = d_.model->List(req->kind(), req->namespace_());
     return grpc::Status::OK;
   }
 
   grpc::Status Watch(grpc::ServerContext* ctx, const WatchRequest* req,
                      grpc::ServerWriter<config::v1::WatchEvent>* writer) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     std::mutex mu;
     std::condition_variable cv;
     std::deque<config::v1::WatchEvent> queue;
@@ -113,6 +176,7 @@ class ConfigServiceImpl final : public ConfigService::Service {
 
   grpc::Status Status(grpc::ServerContext*, const StatusRequest* req,
                       StatusResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     resp->set_revision(d_.model->revision());
     resp->set_published_revision(d_.publisher->PublishedRevision("model"));
     std::string error = d_.publisher->last_error();
@@ -143,6 +207,7 @@ class ConfigServiceImpl final : public ConfigService::Service {
 
   grpc::Status ProxyConfig(grpc::ServerContext*, const ProxyConfigRequest* req,
                            ProxyConfigResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     for (const StreamSummary& s : d_.xds->Summaries()) {
       if (s.node_id != req->node_id()) continue;
       SnapshotPtr snap = d_.cache->ForNode(s.node_id, s.cluster);

@@ -91,6 +91,17 @@ void Checker::SetHosts(const std::vector<std::string>& hosts) {
   }
 }
 
+void Checker::SetClusterActive(bool active) {
+  if (active && !active_) {
+    const Clock::TimePoint now = clock_->Now();
+    for (auto& [key, h] : hosts_) {
+      if (h.in_flight || h.next_probe <= now + schedule_.interval) continue;
+      h.next_probe = now + Uniform(random_, schedule_.interval);
+    }
+  }
+  active_ = active;
+}
+
 const HostHealth* Checker::Find(std::string_view host) const {
   auto it = hosts_.find(host);
   return it == hosts_.end() ? nullptr : &it->second;
