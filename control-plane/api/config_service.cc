@@ -9,6 +9,7 @@
 #include "common/json.h"
 #include "common/strings.h"
 #include "common/validation.h"
+#include "common/xds/sensitive.h"
 #include "common/xds/unknown_fields.h"
 #include "control-plane/api/config_model.h"
 #include "control-plane/cache/snapshot_cache.h"
@@ -222,8 +223,12 @@ class ConfigServiceImpl final : public ConfigService::Service {
         for (const std::string& name : t.sent_names) {
           const xds::Resource* r = snap->Find(t.type, name);
           if (r == nullptr) continue;
+          // Whatever a proxy was sent, key material stays out of the answer (as in Envoy's
+          // config dump).
+          google::protobuf::Any body = r->body;
+          xds::RedactSensitive(&body);
           std::string json;
-          if (!google::protobuf::util::MessageToJsonString(r->body, &json).ok()) continue;
+          if (!google::protobuf::util::MessageToJsonString(body, &json).ok()) continue;
           if (!first) out.push_back(',');
           first = false;
           out += json;

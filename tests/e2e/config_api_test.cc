@@ -736,5 +736,129 @@ TEST_CASE(
   CHECK(Contains(s.error_message(), "StatusRequest: field number 5"));
 }
 
+// --- 7. private keys go nowhere they were not scoped to ------------------------------------------
+
+constexpr std::string_view kSds =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+// Not a real key: what matters is whether these bytes leave weft-cp.
+constexpr std::string_view kKeyBody = "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCweftTestKeyMaterial";
+
+std::string SecretFile(std::string_view name, std::string_view scope) {
+  std::string out;
+  if (!scope.empty()) out += "node_groups: [" + std::string(scope) + "]\n";
+  out +=
+      "resources:\n"
+      "- \"@type\": " +
+      std::string(kSds) +
+      "\n"
+      "  name: " +
+      std::string(name) +
+      "\n"
+      "  tls_certificate:\n"
+      "    certificate_chain: {inline_string: \"-----BEGIN CERTIFICATE-----\"}\n"
+      "    private_key: {inline_string: \"-----BEGIN PRIVATE KEY-----\\n" +
+      std::string(kKeyBody) + "\\n-----END PRIVATE KEY-----\"}\n";
+  return out;
+}
+
+// What a node gets when it asks for `secret` on a fresh ADS stream: the first SotW request of
+// a type is always answered, so an empty answer means "not yours".
+DiscoveryResponse AskForSecret(int xds_port, const std::string& node_id,
+                               const std::string& secret) {
+  SotwClient client(xds_port);
+  auto node = MakeNode(node_id, "");
+  REQUIRE(client.Send(SotwRequest(kSds, {secret}, &node)));
+  auto r = client.Next(seconds(5));
+  REQUIRE(r.has_value());
+  return *r;
+}
+
+bool CarriesKey(const DiscoveryResponse& r) {
+  return Contains(r.SerializeAsString(), std::string(kKeyBody));
+}
+
+TEST_CASE(
+    "config_api: no private key over an unscoped ADS stream, scoped keys only with "
+    "--insecure-serve-private-keys, redacted in proxy-config",
+    "[e2e][api][secrets]") {
+  SECTION("off by default: a key is refused, scoped or not, and no node gets it") {
+    TempDir config("weft-secrets");
+    REQUIRE(WriteFileAtomic(config.Join("unscoped.yaml"), SecretFile("server-cert", "")));
+    REQUIRE(WriteFileAtomic(config.Join("scoped.yaml"), SecretFile("trusted-cert", "trusted")));
+    std::string error;
+    auto cp = StartWeftCp(config.path(), {}, &error);
+    INFO(error);
+    REQUIRE(cp.has_value());
+    std::string dir_state = HttpGet(cp->admin_port, "/debug/config").body;
+    INFO(dir_state);
+    CHECK(Contains(dir_state, "unscoped.yaml"));
+    CHECK(Contains(dir_state,
+                   "resources[0].tls_certificate.private_key: holds an inline private key"));
+    CHECK(Contains(dir_state, "scoped.yaml"));
+    CHECK(Contains(dir_state, "served only with --insecure-serve-private-keys"));
+    CHECK_FALSE(Contains(dir_state, std::string(kKeyBody)));
+    for (const char* node : {"stranger", "trusted"}) {
+      INFO("node " << node);
+      for (const char* secret : {"server-cert", "trusted-cert"}) {
+        DiscoveryResponse r = AskForSecret(cp->xds_port, node, secret);
+        CHECK(r.resources_size() == 0);
+        CHECK_FALSE(CarriesKey(r));
+      }
+    }
+    CHECK_FALSE(Contains(cp->process->Log(), std::string(kKeyBody)));
+  }
+
+  SECTION("turned on: only the scoped group gets it, with a warning; never shown in dumps") {
+    TempDir config("weft-secrets");
+    REQUIRE(WriteFileAtomic(config.Join("unscoped.yaml"), SecretFile("server-cert", "")));
+    REQUIRE(WriteFileAtomic(config.Join("scoped.yaml"), SecretFile("trusted-cert", "trusted")));
+    std::string error;
+    auto cp = StartWeftCp(config.path(), {"--insecure-serve-private-keys"}, &error);
+    INFO(error);
+    REQUIRE(cp.has_value());
+    CHECK(Contains(cp->process->Log(), "--insecure-serve-private-keys"));
+    CHECK(Contains(cp->process->Log(), "local development only"));
+    // Unscoped stays refused even with the flag.
+    std::string dir_state = HttpGet(cp->admin_port, "/debug/config").body;
+    INFO(dir_state);
+    CHECK(Contains(dir_state, "unscoped.yaml"));
+    CHECK_FALSE(Contains(dir_state, "/scoped.yaml"));
+
+    DiscoveryResponse stranger = AskForSecret(cp->xds_port, "stranger", "trusted-cert");
+    CHECK(stranger.resources_size() == 0);
+    CHECK_FALSE(CarriesKey(stranger));
+    CHECK_FALSE(CarriesKey(AskForSecret(cp->xds_port, "stranger", "server-cert")));
+
+    // The group it was scoped to gets it: the node id names the group.
+    SotwClient trusted(cp->xds_port);
+    auto node = MakeNode("trusted", "");
+    REQUIRE(trusted.Send(SotwRequest(kSds, {"trusted-cert"}, &node)));
+    auto r = trusted.Next(seconds(5));
+    REQUIRE(r.has_value());
+    CHECK(Names(*r) == std::vector<std::string>{"trusted-cert"});
+    CHECK(CarriesKey(*r));
+    REQUIRE(trusted.Send(SotwAck(*r, {"trusted-cert"})));
+
+    // What the node was sent, as an operator sees it: redacted.
+    std::string pc;
+    REQUIRE(WaitFor(
+        [&] {
+          CtlResult res = RunWeftctl(
+              {"--server", "127.0.0.1:" + std::to_string(cp->api_port), "proxy-config", "trusted"});
+          pc = res.out;
+          return res.exit_code == 0 && Contains(pc, "trusted-cert");
+        },
+        seconds(10), milliseconds(100)));
+    INFO(pc);
+    CHECK(Contains(pc, "[redacted]"));
+    CHECK(Contains(pc, "BEGIN CERTIFICATE"));  // only the key fields are redacted
+    CHECK_FALSE(Contains(pc, std::string(kKeyBody)));
+    for (const char* path : {"/debug/snapshots", "/debug/proxies", "/debug/config"}) {
+      INFO(path);
+      CHECK_FALSE(Contains(HttpGet(cp->admin_port, path).body, std::string(kKeyBody)));
+    }
+  }
+}
+
 }  // namespace
 }  // namespace weft::test
