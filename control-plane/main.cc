@@ -4,9 +4,11 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include <grpcpp/impl/codegen/service_type.h>
@@ -63,6 +65,7 @@ int main(int argc, char** argv) {
   int64_t debounce_ms = 100;
   int64_t max_debounce_ms = 1000;
   int64_t max_request_bytes = 4 << 20;
+  int64_t max_api_request_bytes = 64 << 20;
   bool insecure_serve_private_keys = false;
   weft::FlagSet flags("weft-cp", "[flags]");
   flags.String("config-dir", &config_dir,
@@ -79,6 +82,8 @@ int main(int argc, char** argv) {
   flags.Int("debounce-ms", &debounce_ms, "quiet period that batches bursts of config changes");
   flags.Int("max-debounce-ms", &max_debounce_ms, "upper bound on how long a change may wait");
   flags.Int("max-request-bytes", &max_request_bytes, "largest xDS request accepted");
+  flags.Int("max-api-request-bytes", &max_api_request_bytes,
+            "largest config API request accepted (an apply of every object at once)");
   flags.String("log-level", &log_level, "debug, info, warning, error or off");
   flags.Bool("insecure-serve-private-keys", &insecure_serve_private_keys,
              "serve inline private keys from --config-dir to the node groups their documents "
@@ -199,6 +204,8 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder api_builder;
   int api_port = 0;
   api_builder.AddListeningPort(api_address, grpc::InsecureServerCredentials(), &api_port);
+  api_builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::clamp<int64_t>(max_api_request_bytes, 1, std::numeric_limits<int>::max())));
   api_builder.RegisterService(config_service.get());
   std::unique_ptr<grpc::Server> api_server = api_builder.BuildAndStart();
   if (!api_server || api_port == 0) {

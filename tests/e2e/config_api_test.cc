@@ -98,11 +98,12 @@ class ApiCp {
     }
   }
 
-  void Start() {
+  void Start(const std::vector<std::string>& extra_args = {}) {
     std::string error;
-    auto cp = StartWeftCp(config_.path(),
-                          {"--data-dir", data_dir_, "--debounce-ms", "20", "--log-level", "debug"},
-                          &error);
+    std::vector<std::string> args = {"--data-dir", data_dir_,     "--debounce-ms",
+                                     "20",         "--log-level", "debug"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    auto cp = StartWeftCp(config_.path(), args, &error);
     INFO(error);
     REQUIRE(cp.has_value());
     cp_ = std::move(*cp);
@@ -114,6 +115,12 @@ class ApiCp {
     cp_.process->Kill(SIGKILL);
     REQUIRE(cp_.process->Wait(seconds(5)).has_value());
     cp_ = WeftCp();
+  }
+
+  // SIGSTOP / SIGCONT: a server that stops answering for a while (swapped out, paused VM).
+  void Signal(int sig) {
+    REQUIRE(cp_.process);
+    cp_.process->Kill(sig);
   }
 
   int xds_port() const { return cp_.xds_port; }
@@ -856,6 +863,130 @@ TEST_CASE(
     for (const char* path : {"/debug/snapshots", "/debug/proxies", "/debug/config"}) {
       INFO(path);
       CHECK_FALSE(Contains(HttpGet(cp->admin_port, path).body, std::string(kKeyBody)));
+    }
+  }
+}
+
+// --- 8. apply is honest about time and size ----------------------------------------------------
+
+std::string ManyServices(int n, int first = 0) {
+  std::string out;
+  for (int i = first; i < first + n; ++i) {
+    if (!out.empty()) out += "---\n";
+    out += ServiceYaml("svc-" + std::to_string(i), 8080, {9000 + i % 1000});
+  }
+  return out;
+}
+
+TEST_CASE("config_api: applying what is stored already is a no-op that keeps the revision",
+          "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start();
+  std::string f = WriteYaml(files, "mesh.yaml", ManyServices(3));
+  CtlResult first = cp.Ctl({"apply", "-f", f});
+  INFO(first);
+  REQUIRE(first.exit_code == 0);
+  CHECK(Contains(first.out, "revision 1\n"));
+  CtlResult again = cp.Ctl({"apply", "-f", f, "--wait", "--timeout", "5"});
+  INFO(again);
+  CHECK(again.exit_code == 0);
+  CHECK(Contains(again.out, "Service/default/svc-0 unchanged"));
+  CHECK_FALSE(Contains(again.out, "created"));
+  CHECK_FALSE(Contains(again.out, "updated"));
+  CHECK(Contains(again.out, "revision 1\n"));
+  CtlResult st = cp.Ctl({"status"});
+  CHECK(Contains(st.out, "revision 1 (serving 1)"));
+}
+
+TEST_CASE("config_api: a request above the size limit is refused as too large, exit 1",
+          "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start({"--max-api-request-bytes", "10000"});
+  std::string big = WriteYaml(files, "big.yaml", ManyServices(400));
+  CtlResult r = cp.Ctl({"apply", "-f", big});
+  INFO(r);
+  CHECK(r.exit_code == 1);
+  CHECK(Contains(r.err, "too large: "));
+  CHECK(Contains(r.err, " bytes, limit 10000"));
+  CHECK(cp.Ctl({"get", "Service/default/svc-0"}).exit_code == 1);
+  // Below the limit it goes through.
+  std::string small = WriteYaml(files, "small.yaml", ManyServices(10));
+  CHECK(cp.Ctl({"apply", "-f", small}).exit_code == 0);
+}
+
+TEST_CASE(
+    "config_api: an apply past its deadline is either committed and reported so, or not "
+    "committed ever",
+    "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start();
+
+  SECTION("a request settled before it arrives is refused when it does") {
+    auto stub = config::v1::ConfigService::NewStub(
+        grpc::CreateChannel(cp.server(), grpc::InsecureChannelCredentials()));
+    config::v1::SettleRequest settle;
+    settle.set_request_id("gave-up-on-this");
+    config::v1::SettleResponse settled;
+    {
+      grpc::ClientContext ctx;
+      REQUIRE(stub->Settle(&ctx, settle, &settled).ok());
+    }
+    CHECK_FALSE(settled.committed());
+    config::v1::ApplyRequest req;
+    auto* svc = req.add_objects()->mutable_service();
+    svc->set_name("late");
+    svc->add_ports()->set_port(8080);
+    req.set_request_id("gave-up-on-this");
+    config::v1::ApplyResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub->Apply(&ctx, req, &resp);
+    INFO(s.error_message());
+    CHECK(s.error_code() == grpc::StatusCode::ABORTED);
+    CHECK(Contains(s.error_message(), "not applied"));
+    CHECK(cp.Ctl({"get", "Service/default/late"}).exit_code == 1);
+    // A fresh id goes through; settling it afterwards reports the commit.
+    req.set_request_id("fresh");
+    grpc::ClientContext ctx2;
+    REQUIRE(stub->Apply(&ctx2, req, &resp).ok());
+    settle.set_request_id("fresh");
+    grpc::ClientContext ctx3;
+    REQUIRE(stub->Settle(&ctx3, settle, &settled).ok());
+    CHECK(settled.committed());
+    CHECK(settled.revision() == resp.revision());
+  }
+
+  SECTION("weftctl's answer matches what the server did when the deadline passes") {
+    for (int round = 0; round < 3; ++round) {
+      INFO("round " << round);
+      std::string name = "paused-" + std::to_string(round);
+      std::string f = WriteYaml(files, name + ".yaml", ServiceYaml(name, 8080, {9001}));
+      // weft-cp stops answering; weftctl's 1 s deadline passes while its request waits.
+      cp.Signal(SIGSTOP);
+      CtlResult r;
+      std::thread ctl([&] { r = cp.Ctl({"apply", "-f", f, "--rpc-timeout", "1"}); });
+      std::this_thread::sleep_for(milliseconds(1500 + 200 * round));
+      cp.Signal(SIGCONT);
+      ctl.join();
+      INFO(r);
+      REQUIRE((r.exit_code == 0 || r.exit_code == 4));
+      // Give a late commit every chance to show up, then compare with what weftctl said.
+      std::this_thread::sleep_for(milliseconds(500));
+      bool stored = cp.Ctl({"get", "Service/default/" + name}).exit_code == 0;
+      if (r.exit_code == 0) {
+        CHECK(Contains(r.err, "the answer came late"));
+        CHECK(Contains(r.out, "revision "));
+        CHECK(stored);
+      } else {
+        CHECK(Contains(r.err, "not applied"));
+        CHECK(Contains(r.err, "nothing changed"));
+        CHECK_FALSE(stored);
+      }
     }
   }
 }
