@@ -9,8 +9,10 @@
 #include "common/json.h"
 #include "common/strings.h"
 #include "common/validation.h"
+#include "common/xds/sensitive.h"
 #include "common/xds/unknown_fields.h"
 #include "control-plane/api/config_model.h"
+#include "control-plane/api/write_tickets.h"
 #include "control-plane/cache/snapshot_cache.h"
 #include "control-plane/model/model.h"
 #include "control-plane/server/xds_server.h"
@@ -22,30 +24,10 @@ namespace {
 
 using namespace config::v1;  // NOLINT: the service's message types
 
+// absl and gRPC both number their codes as google.rpc.Code does.
 grpc::Status ToGrpc(const absl::Status& s) {
-  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
-  switch (s.code()) {
-    case absl::StatusCode::kOk:
-      return grpc::Status::OK;
-    case absl::StatusCode::kInvalidArgument:
-      code = grpc::StatusCode::INVALID_ARGUMENT;
-      break;
-    case absl::StatusCode::kNotFound:
-      code = grpc::StatusCode::NOT_FOUND;
-      break;
-    case absl::StatusCode::kFailedPrecondition:
-      code = grpc::StatusCode::FAILED_PRECONDITION;
-      break;
-    case absl::StatusCode::kOutOfRange:
-      code = grpc::StatusCode::OUT_OF_RANGE;
-      break;
-    case absl::StatusCode::kUnavailable:
-      code = grpc::StatusCode::UNAVAILABLE;
-      break;
-    default:
-      code = grpc::StatusCode::INTERNAL;
-  }
-  return grpc::Status(code, std::string(s.message()));
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
 
 // The YAML path refuses unknown fields; protobuf would keep a field this weft-cp does not know
@@ -103,25 +85,46 @@ grpc::Status CheckKnownFields(const ApplyRequest& request) {
   return RefuseUnknownFields(errors);
 }
 
+// Time a commit takes once decided (store transaction, hand-off to the publisher): a write that
+// would end later than this before the client's deadline is not started.
+constexpr auto kCommitMargin = std::chrono::milliseconds(100);
+
 class ConfigServiceImpl final : public ConfigService::Service {
  public:
   explicit ConfigServiceImpl(ConfigServiceDeps deps) : d_(deps) {}
 
-  grpc::Status Apply(grpc::ServerContext*, const ApplyRequest* req, ApplyResponse* resp) override {
+  grpc::Status Apply(grpc::ServerContext* ctx, const ApplyRequest* req,
+                     ApplyResponse* resp) override {
     if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     std::vector<ConfigObject> objects(req->objects().begin(), req->objects().end());
-    auto r = d_.model->Apply(objects, req->dry_run());
+    Gate gate(ctx, &tickets_, req->request_id(), "applied");
+    auto r = d_.model->Apply(objects, req->dry_run(), gate.fn());
+    gate.Finish(r.ok(), r.ok() ? r->revision() : 0);
     if (!r.ok()) return ToGrpc(r.status());
     *resp = *std::move(r);
     return grpc::Status::OK;
   }
 
-  grpc::Status Delete(grpc::ServerContext*, const DeleteRequest* req,
+  grpc::Status Delete(grpc::ServerContext* ctx, const DeleteRequest* req,
                       DeleteResponse* resp) override {
     if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
-    auto r = d_.model->Delete({req->keys().begin(), req->keys().end()});
+    Gate gate(ctx, &tickets_, req->request_id(), "deleted");
+    auto r = d_.model->Delete({req->keys().begin(), req->keys().end()}, gate.fn());
+    gate.Finish(r.ok(), r.ok() ? r->revision() : 0);
     if (!r.ok()) return ToGrpc(r.status());
     *resp = *std::move(r);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Settle(grpc::ServerContext*, const SettleRequest* req,
+                      SettleResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
+    if (req->request_id().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "request_id must not be empty");
+    }
+    WriteTickets::Outcome o = tickets_.Settle(req->request_id());
+    resp->set_committed(o.committed);
+    resp->set_revision(o.revision);
     return grpc::Status::OK;
   }
 
@@ -222,8 +225,12 @@ class ConfigServiceImpl final : public ConfigService::Service {
         for (const std::string& name : t.sent_names) {
           const xds::Resource* r = snap->Find(t.type, name);
           if (r == nullptr) continue;
+          // Whatever a proxy was sent, key material stays out of the answer (as in Envoy's
+          // config dump).
+          google::protobuf::Any body = r->body;
+          xds::RedactSensitive(&body);
           std::string json;
-          if (!google::protobuf::util::MessageToJsonString(r->body, &json).ok()) continue;
+          if (!google::protobuf::util::MessageToJsonString(body, &json).ok()) continue;
           if (!first) out.push_back(',');
           first = false;
           out += json;
@@ -239,7 +246,41 @@ class ConfigServiceImpl final : public ConfigService::Service {
   }
 
  private:
+  // What a write asks right before it commits: is the client still there, within its deadline,
+  // and has it not settled this request already (WriteTickets)?
+  class Gate {
+   public:
+    Gate(grpc::ServerContext* ctx, WriteTickets* tickets, std::string id, std::string_view verb)
+        : ctx_(ctx), tickets_(tickets), id_(std::move(id)), verb_(verb) {}
+    ConfigModel::CommitGate fn() {
+      return [this]() -> absl::Status {
+        if (ctx_->IsCancelled()) {
+          return absl::CancelledError(
+              absl::StrCat("not ", Sv(verb_), ": the client went away; nothing changed"));
+        }
+        if (std::chrono::system_clock::now() + kCommitMargin > ctx_->deadline()) {
+          return absl::DeadlineExceededError(absl::StrCat(
+              "not ", Sv(verb_), ": validating took past the client's deadline; nothing changed"));
+        }
+        absl::Status s = tickets_->BeginCommit(id_);
+        began_ = s.ok();
+        return s;
+      };
+    }
+    void Finish(bool committed, int64_t revision) {
+      if (began_) tickets_->Finish(id_, committed, revision);
+    }
+
+   private:
+    grpc::ServerContext* ctx_;
+    WriteTickets* tickets_;
+    std::string id_;
+    std::string_view verb_;
+    bool began_ = false;
+  };
+
   ConfigServiceDeps d_;
+  WriteTickets tickets_;
 };
 
 }  // namespace
