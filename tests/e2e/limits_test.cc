@@ -5,6 +5,7 @@
 #include <string>
 #include <vector>
 
+#include "tests/e2e/e2e_util.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
 
@@ -92,6 +93,56 @@ TEST_CASE("limits: connections over --max-connections get a 503 and a close, and
         return again.Get("/ok").status == 200;
       },
       seconds(5), milliseconds(50)));
+}
+
+TEST_CASE(
+    "limits: an xDS response over xds.max_message_bytes ends the stream, is counted, and "
+    "the proxy keeps its last good config",
+    "[e2e][limits]") {
+  CpFixture cp;
+  // 40 clusters: a CDS response of several KiB.
+  std::string resources = "resources:\n";
+  for (int i = 0; i < 40; ++i) {
+    resources +=
+        "- \"@type\": type.googleapis.com/envoy.config.cluster.v3.Cluster\n"
+        "  name: cluster-with-a-fairly-long-name-" +
+        std::to_string(i) +
+        "\n  type: STATIC\n  connect_timeout: 1s\n"
+        "  load_assignment:\n    cluster_name: c\n    endpoints: [{lb_endpoints: "
+        "[{endpoint: {address: {socket_address: {address: 127.0.0.1, port_value: 9}}}}]}]\n";
+  }
+  cp.Write("clusters.yaml", resources);
+  cp.Start();
+  TempDir dir("weft-limits-xds");
+  std::string bootstrap = dir.Join("bootstrap.yaml");
+  REQUIRE(WriteFileAtomic(bootstrap,
+                          "node: { id: small, cluster: small }\n"
+                          "xds: { servers: [\"127.0.0.1:" +
+                              std::to_string(cp.xds_port()) +
+                              "\"], max_message_bytes: 1024, initial_backoff: 0.05s, "
+                              "max_backoff: 0.2s }\n"
+                              "admin: { address: \"127.0.0.1:0\" }\nconcurrency: 1\n"));
+  std::string ready = dir.Join("proxy.ready");
+  std::string error;
+  auto proxy =
+      Subprocess::Start({BinDir() + "/weft-proxy", "--bootstrap", bootstrap, "--ready-file", ready},
+                        {}, dir.Join("proxy.log"), &error);
+  INFO(error);
+  REQUIRE(proxy);
+  REQUIRE(WaitFor([&] { return ReadFile(ready).has_value(); }, seconds(10)));
+  int admin = JsonIntField(*ReadFile(ready), "admin_port").value_or(-1);
+  REQUIRE(admin > 0);
+  auto oversized = [&] {
+    return MetricValue(HttpGet(admin, "/stats/prometheus").body,
+                       "weft_proxy_xds_oversized_responses_total")
+        .value_or(-1);
+  };
+  INFO(proxy->LogTail());
+  CHECK(WaitFor([&] { return oversized() >= 2; }, seconds(10), milliseconds(50)));
+  CHECK(proxy->LogTail().find("exceeds the limit of 1024") != std::string::npos);
+  // Nothing was accepted, so nothing is served, and the process is still up.
+  CHECK(HttpGet(admin, "/ready").status == 503);
+  CHECK(proxy->Running());
 }
 
 }  // namespace
