@@ -77,13 +77,14 @@ Framing Frame(std::string_view data, ParseFn parse, bool responses, bool connect
     }
     if (!SkipBody(data, head, &at, &framing)) return framing;
     framing.ends.push_back(at);
-    if (!head.keep_alive) {
-      framing.end = Framing::End::kClosed;
-      return framing;
-    }
-    // A response to an upgrade (101), or a 2xx to CONNECT, ends HTTP on the connection.
+    // A response to an upgrade (101), or a 2xx to CONNECT, ends HTTP on the connection, whatever
+    // it says about keep-alive.
     if (responses && (head.status == 101 || (head.status / 100 == 2 && connect))) {
       framing.end = Framing::End::kTunnel;
+      return framing;
+    }
+    if (!head.keep_alive) {
+      framing.end = Framing::End::kClosed;
       return framing;
     }
   }

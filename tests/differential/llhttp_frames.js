@@ -18,8 +18,13 @@ function frame(data, responses, method) {
   let inMessage = false;
   let keepAlive = true;
   let tunnel = false;
-  parser[HTTPParser.kOnMessageBegin] = () => { inMessage = true; };
-  parser[HTTPParser.kOnHeaders] = () => {};
+  // Heads with many headers arrive in pieces: kOnHeaders first, the rest with headers-complete.
+  let extraHeaders = [];
+  parser[HTTPParser.kOnMessageBegin] = () => {
+    inMessage = true;
+    extraHeaders = [];
+  };
+  parser[HTTPParser.kOnHeaders] = (h) => { extraHeaders = extraHeaders.concat(h); };
   parser[HTTPParser.kOnHeadersComplete] =
       (major, minor, headers, m, url, status, reason, upgrade, shouldKeepAlive) => {
         keepAlive = shouldKeepAlive;
@@ -28,7 +33,22 @@ function frame(data, responses, method) {
           if (status === 101 || (method === 'CONNECT' && status >= 200 && status < 300)) {
             tunnel = true;
           }
-          if (method === 'HEAD') return 1;  // no body, as Node's own client says
+          if (method === 'HEAD') {
+            // llhttp judged keep-alive before it knew the body is skipped, as if the body ran
+            // to EOF; with no body the version and Connection decide (RFC 9112 §9.3).
+            const all = (headers || []).concat(extraHeaders);
+            let close = false;
+            let keep = false;
+            for (let i = 0; i + 1 < all.length; i += 2) {
+              if (all[i].toLowerCase() !== 'connection') continue;
+              for (const t of all[i + 1].toLowerCase().split(',')) {
+                if (t.trim() === 'close') close = true;
+                if (t.trim() === 'keep-alive') keep = true;
+              }
+            }
+            keepAlive = !close && (minor === 1 ? true : keep);
+            return 1;  // no body, as Node's own client says
+          }
         }
         return 0;
       };
@@ -47,6 +67,7 @@ function frame(data, responses, method) {
     if (r instanceof Error) {
       out.end = 'refused';
       out.code = r.code;
+      out.reason = r.reason;
       return out;
     }
     if (completed) {
