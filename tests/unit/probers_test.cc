@@ -394,10 +394,10 @@ TEST_CASE("probers: HTTP config the prober refuses, naming the field") {
       error([](auto& h) { h.add_request_headers_to_add()->mutable_header()->set_key("Host"); }),
       Catch::StartsWith("http_health_check.request_headers_to_add[0]"));
   CHECK_THAT(error([](auto& h) { h.add_receive()->set_text("00"); }),
-             Catch::StartsWith("http_health_check: send, receive"));
+             Catch::StartsWith("http_health_check.receive: is not supported"));
   HealthCheck custom;
   custom.mutable_custom_health_check()->set_name("x");
-  CHECK(env.MakeError(custom).message() == "custom_health_check: is not supported");
+  CHECK(env.MakeError(custom).message() == "custom_health_check: is not supported by weft-proxy");
 }
 
 TEST_CASE("probers: TCP connect-only, and send/receive with blocks found in order") {
@@ -457,7 +457,7 @@ TEST_CASE("probers: TCP connect-only, and send/receive with blocks found in orde
   HealthCheck bad;
   bad.mutable_tcp_health_check()->mutable_send()->set_text("7G");
   CHECK_THAT(std::string(env.MakeError(bad).message()),
-             Catch::StartsWith("tcp_health_check.send.text"));
+             Catch::Equals("tcp_health_check.send.text: \"7G\" is not a hex byte"));
   for (auto* p : {&tcp, &pingpong, &wrong}) env.Destroy(*p);
 }
 

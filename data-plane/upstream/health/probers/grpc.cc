@@ -6,13 +6,13 @@
 // Protobuf for two one-field messages would be more code than this.
 #include <nghttp2/nghttp2.h>
 
-#include <cctype>
 #include <cstring>
 #include <map>
 #include <optional>
 #include <utility>
 #include <vector>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/strings.h"
@@ -330,35 +330,15 @@ void GrpcProber::Start(const std::string& host, Clock::TimePoint deadline,
 absl::StatusOr<std::unique_ptr<Prober>> NewGrpcProber(
     ProbeLoop* loop, const std::string& cluster,
     const envoy::config::core::v3::HealthCheck::GrpcHealthCheck& c) {
-  auto bad = [](std::string_view s) {
-    for (char ch : s) {
-      if (ch == '\r' || ch == '\n' || ch == '\0') return true;
-    }
-    return false;
-  };
-  const std::string& authority = c.authority().empty() ? cluster : c.authority();
-  if (bad(authority)) {
-    return absl::InvalidArgumentError(
-        "grpc_health_check.authority: must not hold control characters");
-  }
   std::vector<std::pair<std::string, std::string>> metadata;
-  for (int i = 0; i < c.initial_metadata_size(); ++i) {
-    const auto& h = c.initial_metadata(i).header();
-    const std::string& value = h.raw_value().empty() ? h.value() : h.raw_value();
-    std::string name = h.key();
-    for (char& ch : name) ch = static_cast<char>(std::tolower(static_cast<unsigned char>(ch)));
-    // HTTP/2 names are lower case; pseudo-headers and the ones the probe sets are its own.
-    if (name.empty() || name[0] == ':' || name == "content-type" || name == "te" ||
-        name == "host" || bad(name) || bad(value)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "grpc_health_check.initial_metadata[", i,
-          "].header: a header name (not a pseudo-header, host, te or content-type) and a "
-          "value without control characters"));
-    }
-    metadata.emplace_back(std::move(name), value);
+  for (const auto& option : c.initial_metadata()) {
+    const auto& h = option.header();
+    // HTTP/2 header names are lower case.
+    metadata.emplace_back(absl::AsciiStrToLower(h.key()),
+                          h.raw_value().empty() ? h.value() : h.raw_value());
   }
-  return std::make_unique<GrpcProber>(loop, authority, FramedRequest(c.service_name()),
-                                      std::move(metadata));
+  return std::make_unique<GrpcProber>(loop, c.authority().empty() ? cluster : c.authority(),
+                                      FramedRequest(c.service_name()), std::move(metadata));
 }
 
 }  // namespace weft::upstream::health::probers_internal

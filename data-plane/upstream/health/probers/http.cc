@@ -3,9 +3,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
-#include "common/strings.h"
 #include "data-plane/http1/http1.h"
 #include "data-plane/upstream/health/probers/internal.h"
 
@@ -19,13 +17,6 @@ struct Range {
   int64_t end;  // exclusive
   bool Contains(int status) const { return status >= start && status < end; }
 };
-
-bool HasControl(std::string_view s) {
-  for (char c : s) {
-    if (c == '\r' || c == '\n' || c == '\0') return true;
-  }
-  return false;
-}
 
 std::string_view MethodName(envoy::config::core::v3::RequestMethod m) {
   using envoy::config::core::v3::RequestMethod;
@@ -227,73 +218,32 @@ void HttpProber::Start(const std::string& host, Clock::TimePoint deadline,
 
 absl::StatusOr<std::unique_ptr<Prober>> NewHttpProber(ProbeLoop* loop, const std::string& cluster,
                                                       const HttpHealthCheck& c) {
-  if (c.codec_client_type() != envoy::type::v3::HTTP1) {
-    return absl::InvalidArgumentError(
-        "http_health_check.codec_client_type: only HTTP1 is supported");
-  }
-  if (c.has_send() || c.receive_size() > 0 || c.has_response_buffer_size()) {
-    return absl::InvalidArgumentError(
-        "http_health_check: send, receive and response_buffer_size are not supported");
-  }
-  if (c.has_service_name_matcher()) {
-    return absl::InvalidArgumentError("http_health_check.service_name_matcher: is not supported");
-  }
-  if (c.method() == envoy::config::core::v3::CONNECT) {
-    return absl::InvalidArgumentError("http_health_check.method: CONNECT is not allowed");
-  }
-  if (c.path().empty() || c.path()[0] != '/' || HasControl(c.path()) ||
-      c.path().find(' ') != std::string::npos) {
-    return absl::InvalidArgumentError(
-        "http_health_check.path: must be an origin-form path (\"/...\", no spaces)");
-  }
-  const std::string& host = c.host().empty() ? cluster : c.host();
-  if (HasControl(host)) {
-    return absl::InvalidArgumentError("http_health_check.host: must not hold control characters");
-  }
-  auto ranges = [](const auto& list, std::string_view field,
-                   std::vector<Range>* out) -> absl::Status {
-    for (int i = 0; i < list.size(); ++i) {
-      const auto& r = list[i];
-      if (r.start() < 100 || r.end() > 600 || r.start() >= r.end()) {
-        return absl::InvalidArgumentError(
-            absl::StrCat("http_health_check.", Sv(field), "[", i,
-                         "]: must be a range [start, end) within [100, 600)"));
-      }
-      out->push_back(Range{r.start(), r.end()});
-    }
-    return absl::OkStatus();
+  auto ranges = [](const auto& list) {
+    std::vector<Range> out;
+    for (const auto& r : list) out.push_back(Range{r.start(), r.end()});
+    return out;
   };
-  std::vector<Range> expected;
-  std::vector<Range> retriable;
-  if (auto s = ranges(c.expected_statuses(), "expected_statuses", &expected); !s.ok()) return s;
-  if (auto s = ranges(c.retriable_statuses(), "retriable_statuses", &retriable); !s.ok()) return s;
+  std::vector<Range> expected = ranges(c.expected_statuses());
   if (expected.empty()) expected.push_back(Range{200, 201});  // Envoy's default
-
   const std::string method(MethodName(c.method()));
+  // Envoy applies removals, then additions.
   std::vector<std::pair<std::string, std::string>> headers = {{"User-Agent", "Envoy/HC"}};
   for (const std::string& name : c.request_headers_to_remove()) {
     for (auto it = headers.begin(); it != headers.end();) {
       it = http1::EqualsIgnoreCase(it->first, name) ? headers.erase(it) : std::next(it);
     }
   }
-  for (int i = 0; i < c.request_headers_to_add_size(); ++i) {
-    const auto& h = c.request_headers_to_add(i).header();
-    const std::string& value = h.raw_value().empty() ? h.value() : h.raw_value();
-    if (h.key().empty() || h.key()[0] == ':' || http1::EqualsIgnoreCase(h.key(), "host") ||
-        HasControl(h.key()) || HasControl(value) || h.key().find(':') != std::string::npos) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "http_health_check.request_headers_to_add[", i,
-          "].header: a header name without ':' (not Host or a pseudo-header) and a value "
-          "without control characters"));
-    }
-    headers.emplace_back(h.key(), value);
+  for (const auto& option : c.request_headers_to_add()) {
+    const auto& h = option.header();
+    headers.emplace_back(h.key(), h.raw_value().empty() ? h.value() : h.raw_value());
   }
-  std::string request = absl::StrCat(method, " ", c.path(), " HTTP/1.1\r\nHost: ", host, "\r\n");
+  std::string request = absl::StrCat(
+      method, " ", c.path(), " HTTP/1.1\r\nHost: ", c.host().empty() ? cluster : c.host(), "\r\n");
   for (const auto& [name, value] : headers) absl::StrAppend(&request, name, ": ", value, "\r\n");
   if (method == "POST" || method == "PUT" || method == "PATCH") request += "Content-Length: 0\r\n";
   request += "\r\n";
   return std::make_unique<HttpProber>(loop, std::move(request), method, std::move(expected),
-                                      std::move(retriable));
+                                      ranges(c.retriable_statuses()));
 }
 
 }  // namespace weft::upstream::health::probers_internal

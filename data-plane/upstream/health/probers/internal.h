@@ -1,4 +1,5 @@
-// Private to probers/: one connection to one host over the loop, shared by the three probers.
+// Private to probers/: one connection to one host over the loop, shared by the three probers,
+// and the builders NewProber dispatches to once xds::CheckHealthCheck accepted the config.
 #pragma once
 
 #include <functional>
@@ -97,9 +98,6 @@ class KeptConnections {
  private:
   std::map<std::string, std::unique_ptr<Conn>> conns_;
 };
-
-// Decodes a Payload (hex `text` or `binary`).
-absl::StatusOr<std::string> PayloadBytes(const envoy::config::core::v3::HealthCheck::Payload& p);
 
 absl::StatusOr<std::unique_ptr<Prober>> NewHttpProber(
     ProbeLoop* loop, const std::string& cluster,

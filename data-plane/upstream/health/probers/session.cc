@@ -6,6 +6,8 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/strings.h"
+#include "common/validation.h"
+#include "common/xds/failover_check.h"
 #include "data-plane/upstream/health/probers/internal.h"
 
 namespace weft::upstream::health {
@@ -27,6 +29,10 @@ absl::StatusOr<std::unique_ptr<Prober>> NewProber(
     ProbeLoop* loop, const std::string& cluster,
     const envoy::config::core::v3::HealthCheck& config) {
   using HC = envoy::config::core::v3::HealthCheck;
+  // What is refused is refused by the check weft-cp and the NACK path run too.
+  ValidationErrors errors;
+  xds::CheckHealthCheck(config, &errors);
+  if (!errors.ok()) return errors.ToStatus();
   switch (config.health_checker_case()) {
     case HC::kHttpHealthCheck:
       return probers_internal::NewHttpProber(loop, cluster, config.http_health_check());
@@ -34,9 +40,7 @@ absl::StatusOr<std::unique_ptr<Prober>> NewProber(
       return probers_internal::NewTcpProber(loop, config.tcp_health_check());
     case HC::kGrpcHealthCheck:
       return probers_internal::NewGrpcProber(loop, cluster, config.grpc_health_check());
-    case HC::kCustomHealthCheck:
-      return absl::InvalidArgumentError("custom_health_check: is not supported");
-    case HC::HEALTH_CHECKER_NOT_SET:
+    default:
       break;
   }
   return absl::InvalidArgumentError(
@@ -60,33 +64,6 @@ absl::StatusOr<net::SocketAddress> ParseHostKey(const std::string& key) {
   }
   a.port = static_cast<uint16_t>(port);
   return a;
-}
-
-absl::StatusOr<std::string> PayloadBytes(const envoy::config::core::v3::HealthCheck::Payload& p) {
-  using Payload = envoy::config::core::v3::HealthCheck::Payload;
-  if (p.payload_case() == Payload::kBinary) return p.binary();
-  const std::string& hex = p.text();
-  if (hex.size() % 2 != 0) {
-    return absl::InvalidArgumentError("text: hex payload has an odd number of digits");
-  }
-  auto digit = [](char c) -> int {
-    if (c >= '0' && c <= '9') return c - '0';
-    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-    return -1;
-  };
-  std::string out;
-  out.reserve(hex.size() / 2);
-  for (size_t i = 0; i < hex.size(); i += 2) {
-    const int hi = digit(hex[i]);
-    const int lo = digit(hex[i + 1]);
-    if (hi < 0 || lo < 0) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("text: \"", hex.substr(i, 2), "\" is not a hex byte"));
-    }
-    out.push_back(static_cast<char>(hi * 16 + lo));
-  }
-  return out;
 }
 
 Session::~Session() {

@@ -3,7 +3,7 @@
 #include <utility>
 #include <vector>
 
-#include "absl/strings/str_cat.h"
+#include "common/xds/failover_check.h"
 #include "data-plane/upstream/health/probers/internal.h"
 
 namespace weft::upstream::health::probers_internal {
@@ -110,24 +110,14 @@ absl::StatusOr<std::unique_ptr<Prober>> NewTcpProber(
     ProbeLoop* loop, const envoy::config::core::v3::HealthCheck::TcpHealthCheck& c) {
   std::string send;
   if (c.has_send()) {
-    auto bytes = PayloadBytes(c.send());
-    if (!bytes.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tcp_health_check.send.", bytes.status().message()));
-    }
+    auto bytes = xds::HealthCheckPayload(c.send());
+    if (!bytes.ok()) return bytes.status();
     send = std::move(*bytes);
   }
   std::vector<std::string> receive;
-  for (int i = 0; i < c.receive_size(); ++i) {
-    auto bytes = PayloadBytes(c.receive(i));
-    if (!bytes.ok()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tcp_health_check.receive[", i, "].", bytes.status().message()));
-    }
-    if (bytes->empty()) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("tcp_health_check.receive[", i, "]: must not be empty"));
-    }
+  for (const auto& block : c.receive()) {
+    auto bytes = xds::HealthCheckPayload(block);
+    if (!bytes.ok()) return bytes.status();
     receive.push_back(std::move(*bytes));
   }
   return std::make_unique<TcpProber>(loop, std::move(send), std::move(receive));
