@@ -69,8 +69,9 @@ struct Schedule {
   milliseconds unhealthy_edge_interval{0};      // 0: the interval that applies anyway
   milliseconds healthy_edge_interval{0};
 
-  // The timing fields of `hc` over the defaults. Fails naming a field the checker does not
-  // implement (alt_port, reuse_connection false, event loggers, TLS options).
+  // The timing fields of `hc` over the defaults. Fails naming every field the checker or its
+  // prober does not implement (common/xds/failover_check.h: alt_port, reuse_connection false,
+  // event loggers, TLS options, custom checks, ...).
   static absl::StatusOr<Schedule> FromProto(const envoy::config::core::v3::HealthCheck& hc);
 };
 
