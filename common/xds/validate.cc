@@ -10,6 +10,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/proto_util.h"
 #include "common/strings.h"
+#include "common/xds/failover_check.h"
 #include "common/xds/fault_check.h"
 #include "common/xds/matcher_validate.h"
 #include "common/xds/rbac_check.h"
@@ -495,6 +496,10 @@ void ValidateCluster(const Cluster& c, ValidationErrors* errors) {
     Scope s(errors, Indexed("health_checks", i));
     ValidateHealthCheck(c.health_checks(i), errors);
   }
+  // What the failover engines implement of them. Until kClusterFailoverApplied the
+  // supported-fields table refuses the three fields anyway; the detail is reported as well, so
+  // fixing a config does not take two rounds once they are applied.
+  CheckClusterFailover(c, errors);
   CheckPositiveDuration(c.has_dns_refresh_rate(), c.dns_refresh_rate(), "dns_refresh_rate", errors);
   CheckPositiveDuration(c.has_cleanup_interval(), c.cleanup_interval(), "cleanup_interval", errors);
 }

@@ -13,6 +13,7 @@
 #include "data-plane/tls/certs.h"
 #include "envoy/extensions/transport_sockets/tls/v3/secret.pb.h"
 #include "tests/e2e/e2e_util.h"
+#include "tests/e2e/test_certs.h"
 #include "tests/support/process.h"
 #include "tests/support/xds_client.h"
 #include "weft/ca/v1/ca.grpc.pb.h"
@@ -56,9 +57,10 @@ struct Cp {
       std::fprintf(stderr, "---- weft-cp log (tail) ----\n%s\n", cp->LogTail(12000).c_str());
     }
   }
-  void Start() {
+  void Start(std::vector<std::string> extra = {}) {
     std::string error;
-    cp = StartWeftCp(config.path(), {"--data-dir", dir.Join("data")}, &error);
+    extra.insert(extra.begin(), {"--data-dir", dir.Join("data")});
+    cp = StartWeftCp(config.path(), extra, &error);
     INFO(error);
     REQUIRE(cp);
   }
@@ -229,31 +231,21 @@ TEST_CASE("ca e2e: bad, missing and revoked tokens, and other identities, are re
         3);
 }
 
-// A PEM block as a JSON string (the flow-style YAML of a config file).
-std::string JsonString(const std::string& pem) {
-  std::string out = "\"";
-  for (char c : pem) {
-    if (c == '\n') {
-      out += "\\n";
-    } else {
-      out += c;
-    }
-  }
-  return out + "\"";
-}
-
+// Scoped to the node group "cart.shop": inline keys go nowhere else (and only with
+// --insecure-serve-private-keys).
 std::string SecretFile(const std::string& chain, const std::string& key) {
-  return ResourcesFile(
-      {"{\"@type\": \"type.googleapis.com/"
-       "envoy.extensions.transport_sockets.tls.v3.Secret\", \"name\": "
-       "\"server-cert\", \"tls_certificate\": {\"certificate_chain\": "
-       "{\"inline_string\": " +
-       JsonString(chain) + "}, \"private_key\": {\"inline_string\": " + JsonString(key) + "}}}"});
+  return "node_groups: [cart.shop]\n" +
+         ResourcesFile({"{\"@type\": \"type.googleapis.com/"
+                        "envoy.extensions.transport_sockets.tls.v3.Secret\", \"name\": "
+                        "\"server-cert\", \"tls_certificate\": {\"certificate_chain\": "
+                        "{\"inline_string\": " +
+                        QuotedPem(chain) +
+                        "}, \"private_key\": {\"inline_string\": " + QuotedPem(key) + "}}}"});
 }
 
 TEST_CASE("ca e2e: raw Secrets in --config-dir are checked down to their keys") {
   Cp cp;
-  cp.Start();
+  cp.Start({"--insecure-serve-private-keys"});
   std::string token = cp.CreateToken();
   auto stub = cp.Stub();
   Signed s = SignWith(stub.get(), token, kCart);
