@@ -1,5 +1,6 @@
 #include "data-plane/server/proxy_config.h"
 
+#include <algorithm>
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
@@ -7,7 +8,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/proto_util.h"
+#include "common/status.h"
 #include "common/strings.h"
+#include "common/xds/validate.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
@@ -22,8 +25,14 @@ using envoy::extensions::filters::network::http_connection_manager::v3::HttpConn
 constexpr std::string_view kHcmName =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
+// Durations beyond this are "forever" for a proxy (as in the route table): clamping keeps
+// deadline arithmetic (now + timeout, in nanoseconds) in range. Validation refuses negative
+// durations; a huge one overflowed here (found by fuzz/targets/xds_resource_fuzz).
+constexpr int64_t kMaxDurationSeconds = int64_t{10} * 365 * 24 * 3600;
+
 std::chrono::milliseconds Millis(const google::protobuf::Duration& d) {
-  return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+  int64_t seconds = std::clamp<int64_t>(d.seconds(), 0, kMaxDurationSeconds);
+  return std::chrono::milliseconds(seconds * 1000 + std::max(d.nanos(), 0) / 1000000);
 }
 
 // The HCM of the listener's (first) filter chain, if it has one.
@@ -339,17 +348,23 @@ std::shared_ptr<const ProxyConfig> BuildProxyConfig(
 absl::Status StaticResources(const bootstrap::v1::StaticResources& config,
                              ConfigState::ResourceMap* listeners,
                              ConfigState::ResourceMap* clusters) {
-  for (const auto& l : config.listeners()) {
-    auto r = xds::MakeResource(PackAny(l));
-    if (!r.ok()) return r.status();
-    (*listeners)[l.name()] = *r;
-  }
-  for (const auto& c : config.clusters()) {
-    auto r = xds::MakeResource(PackAny(c));
-    if (!r.ok()) return r.status();
-    (*clusters)[c.name()] = *r;
-  }
-  return absl::OkStatus();
+  // The checks an xDS response gets: a field the proxy does not apply is refused here too,
+  // rather than served without it.
+  auto add = [](const auto& messages, std::string_view what, ConfigState::ResourceMap* out) {
+    std::vector<google::protobuf::Any> anys;
+    for (const auto& m : messages) anys.push_back(PackAny(m));
+    if (absl::Status s = xds::ValidateResources(anys); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(Sv(what), ": ", s.message()));
+    }
+    for (const auto& any : anys) {
+      auto r = xds::MakeResource(any);
+      if (!r.ok()) return r.status();
+      (*out)[(*r)->name] = *r;
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(add(config.listeners(), "listeners", listeners));
+  return add(config.clusters(), "clusters", clusters);
 }
 
 }  // namespace weft::proxy

@@ -10,10 +10,14 @@
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "tests/unit/resource_util.h"
 
 namespace weft::proxy {
 namespace {
+
+using HttpConnectionManagerMessage =
+    envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 
 template <typename Message>
 void Add(ConfigState::ResourceMap* map, std::string_view yaml) {
@@ -267,5 +271,52 @@ endpoints:
   CHECK(b.endpoints[2].joined_at == t1);
 }
 
+TEST_CASE("proxy config: static resources are held to the checks of an xDS response") {
+  (void)envoy::extensions::filters::http::router::v3::Router::descriptor();
+  bootstrap::v1::StaticResources statics;
+  auto s = YamlToProto(kHcmListener, "bootstrap.yaml", statics.add_listeners());
+  REQUIRE(s.ok());
+  ConfigState::ResourceMap listeners, clusters;
+  CHECK(StaticResources(statics, &listeners, &clusters).ok());
+  CHECK(listeners.count("web") == 1);
+
+  // A field weft-proxy does not apply is refused, as it would be over xDS.
+  auto* hcm_any = statics.mutable_listeners(0)
+                      ->mutable_filter_chains(0)
+                      ->mutable_filters(0)
+                      ->mutable_typed_config();
+  HttpConnectionManagerMessage hcm;
+  REQUIRE(hcm_any->UnpackTo(&hcm));
+  hcm.mutable_stream_idle_timeout()->set_seconds(5);
+  hcm_any->PackFrom(hcm);
+  listeners.clear();
+  absl::Status refused = StaticResources(statics, &listeners, &clusters);
+  INFO(refused.message());
+  CHECK(refused.message().find("stream_idle_timeout") != std::string_view::npos);
+}
+
+}  // namespace
+}  // namespace weft::proxy
+
+namespace weft::proxy {
+namespace {
+// The largest valid Duration (10 000 years) overflowed the millisecond conversion, and deadline
+// arithmetic in nanoseconds would too: timeouts are clamped to 10 years, "forever" for a proxy
+// (found by fuzz/targets/xds_resource_fuzz).
+TEST_CASE("proxy config: huge timeouts are clamped instead of overflowing") {
+  Inputs in;
+  Add<envoy::config::cluster::v3::Cluster>(&in.clusters, R"(
+name: slow
+type: STATIC
+connect_timeout: 315576000000s
+load_assignment:
+  cluster_name: slow
+  endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]
+)");
+  auto config = in.Build();
+  REQUIRE(config->clusters.count("slow") == 1);
+  CHECK(config->clusters.at("slow")->connect_timeout ==
+        std::chrono::seconds(int64_t{10} * 365 * 24 * 3600));
+}
 }  // namespace
 }  // namespace weft::proxy
