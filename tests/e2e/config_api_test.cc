@@ -748,7 +748,8 @@ TEST_CASE(
 constexpr std::string_view kSds =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
 // Not a real key: what matters is whether these bytes leave weft-cp.
-constexpr std::string_view kKeyBody = "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCweftTestKeyMaterial";
+// (base64 of a DER SEQUENCE, as the PEM checks want: "weft-test-private-key-material!!")
+constexpr std::string_view kKeyBody = "MCIEIHdlZnQtdGVzdC1wcml2YXRlLWtleS1tYXRlcmlhbCEh";
 
 std::string SecretFile(std::string_view name, std::string_view scope) {
   std::string out;
@@ -762,7 +763,8 @@ std::string SecretFile(std::string_view name, std::string_view scope) {
       std::string(name) +
       "\n"
       "  tls_certificate:\n"
-      "    certificate_chain: {inline_string: \"-----BEGIN CERTIFICATE-----\"}\n"
+      "    certificate_chain: {inline_string: \"-----BEGIN CERTIFICATE-----\\n"
+      "MCIEIHdlZnQtdGVzdC1jZXJ0aWZpY2F0ZS1jaGFpbi1oZXJl\\n-----END CERTIFICATE-----\"}\n"
       "    private_key: {inline_string: \"-----BEGIN PRIVATE KEY-----\\n" +
       std::string(kKeyBody) + "\\n-----END PRIVATE KEY-----\"}\n";
   return out;
