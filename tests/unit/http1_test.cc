@@ -107,6 +107,44 @@ TEST_CASE("Request targets in every form") {
   }
 }
 
+TEST_CASE("The path and authority routing sees, whatever the target's form") {
+  struct Case {
+    std::string_view target, host_header, path, host;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"/a?b", "h", "/a?b", "h"},
+           {"http://good/admin/x", "evil", "/admin/x", "good"},
+           {"HTTPS://Good:8443/p?q=1", "evil", "/p?q=1", "Good:8443"},
+           {"http://good", "evil", "", "good"},
+           {"http://good?q", "evil", "?q", "good"},
+           {"http://[::1]:80/", "evil", "/", "[::1]:80"},
+           {"*", "h", "*", "h"},
+       }) {
+    INFO(c.target);
+    std::string method = c.target == "*" ? "OPTIONS" : "GET";
+    std::string data = method + " " + std::string(c.target) +
+                       " HTTP/1.1\r\nHost: " + std::string(c.host_header) + "\r\n\r\n";
+    Parsed p = Request(data);
+    REQUIRE(p.status == ParseStatus::kDone);
+    CHECK(p.head.target == c.target);
+    CHECK(p.head.path == c.path);
+    CHECK(p.head.host == c.host);
+  }
+  // HTTP/1.0 needs no Host: the target's authority is the host.
+  Parsed p = Request("GET http://good/x HTTP/1.0\r\n\r\n");
+  REQUIRE(p.status == ParseStatus::kDone);
+  CHECK(p.head.host == "good");
+  // Targets that name no HTTP resource.
+  for (std::string_view target : {"ftp://good/x", "http:///x", "http://user@good/x", "http//good/x",
+                                  "x/y", "http://good\\@evil/x", "http://:80/x", "urn:x"}) {
+    INFO(target);
+    CHECK(RequestError("GET " + std::string(target) + " HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
+  }
+  CHECK(RequestError("GET * HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
+  // The Host header is still required in HTTP/1.1 (RFC 9112 §3.2).
+  CHECK(RequestError("GET http://good/x HTTP/1.1\r\n\r\n") == 400);
+}
+
 TEST_CASE("Pipelined requests: head_size is where the next one starts") {
   const std::string first = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
   const std::string second = "POST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 3\r\n\r\n";
