@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/proto_util.h"
 #include "common/strings.h"
+#include "data-plane/http/path/path.h"
 #include "data-plane/net/event_loop.h"
 #include "data-plane/net/socket.h"
 
@@ -601,7 +602,6 @@ void HttpConnection::StartRequest() {
   rq.start = now;
   rq.wall_start = std::chrono::system_clock::now();
   rq.method.assign(head_.method);
-  rq.path.assign(head_.target);
   rq.authority.assign(head_.host);
   rq.version_minor = head_.version_minor;
   rq.keep_alive = head_.keep_alive;
@@ -618,10 +618,23 @@ void HttpConnection::StartRequest() {
   listener_->stats->http.rq_active.Add(1);
   if (settings.request_timeout.count() > 0) rq.deadline = now + settings.request_timeout;
 
+  // One path for every matcher, rewrite and the upstream: origin-form (an absolute-form target
+  // without a path has "/"), normalised as the listener asks.
+  if (head_.path.empty() || head_.path[0] == '?') {
+    rq.path = absl::StrCat("/", Sv(head_.path));
+  } else if (!settings.path_normalization.any()) {
+    rq.path.assign(head_.path);
+  } else if (!http::NormalizePath(head_.path, settings.path_normalization, &rq.path)) {
+    rq.path.assign(head_.path);
+    SendError(400, "path cannot be normalized");
+    return;
+  }
+
   headers_.Reset();
   std::string_view request_id;
   for (const http1::Header& h : head_.headers) {
-    headers_.AddView(h.name, h.value);
+    // An absolute-form target's authority replaces Host (head_.host is that authority).
+    headers_.AddView(h.name, http1::EqualsIgnoreCase(h.name, "host") ? head_.host : h.value);
     if (http1::EqualsIgnoreCase(h.name, "x-request-id")) request_id = h.value;
     if (http1::EqualsIgnoreCase(h.name, "user-agent")) rq.user_agent.assign(h.value);
   }
@@ -640,7 +653,7 @@ void HttpConnection::StartRequest() {
   router::RequestView view;
   view.method = head_.method;
   view.authority = head_.host;
-  view.path = head_.target;
+  view.path = rq.path;
   view.headers = &headers_;
   view.random_value = worker_->random_.Next();
   const router::Route* route = rq.routes->Match(view);
@@ -739,15 +752,15 @@ void HttpConnection::StartRequest() {
 
   // The upstream request head: hop-by-hop headers go, framing is restated, then the route's
   // mutations apply.
-  std::string path = action->path_rewrite.empty() ? std::string(head_.target)
-                                                  : router::ApplyPathRewrite(*route, head_.target);
+  std::string path =
+      action->path_rewrite.empty() ? rq.path : router::ApplyPathRewrite(*route, rq.path);
   headers_.Reset();
   for (const http1::Header& h : head_.headers) {
     if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length") ||
         http1::EqualsIgnoreCase(h.name, "expect")) {
       continue;
     }
-    headers_.AddView(h.name, h.value);
+    headers_.AddView(h.name, http1::EqualsIgnoreCase(h.name, "host") ? head_.host : h.value);
   }
   std::string_view host_rewrite = entry != nullptr && !entry->host_rewrite_literal.empty()
                                       ? std::string_view(entry->host_rewrite_literal)

@@ -1,0 +1,427 @@
+// weft-proxy against hostile peers (issue 17): clients and upstreams that do what the protocol
+// allows or forbids in ways that used to get past the proxy. Each case looks only at the wire:
+// what the client receives, what an in-process scripted upstream records, the proxy's stats,
+// access log and, for the memory bounds, its VmRSS from /proc. The proxy runs on static
+// resources (no control plane) with one worker, so a test knows which pooled connection a
+// request takes.
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <catch2/catch.hpp>
+#include <cerrno>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <optional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "tests/e2e/e2e_util.h"
+#include "tests/support/http_client.h"
+#include "tests/support/process.h"
+
+namespace weft::test {
+namespace {
+
+using std::chrono::milliseconds;
+using std::chrono::seconds;
+
+std::string Lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+bool SendAll(int fd, std::string_view data) {
+  while (!data.empty()) {
+    ssize_t n = send(fd, data.data(), data.size(), MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    data.remove_prefix(static_cast<size_t>(n));
+  }
+  return true;
+}
+
+// A request as the scripted upstream read it.
+struct SeenRequest {
+  std::string head;  // request line and headers, as received
+  std::string body;
+  std::string RequestLine() const { return head.substr(0, head.find("\r\n")); }
+  // The values of header `name` (case-insensitive), joined by ",".
+  std::string Header(const std::string& name) const {
+    std::string out;
+    size_t pos = head.find("\r\n");
+    while (pos != std::string::npos && pos + 2 < head.size()) {
+      size_t end = head.find("\r\n", pos + 2);
+      std::string line = head.substr(pos + 2, end - pos - 2);
+      size_t colon = line.find(':');
+      if (colon != std::string::npos && Lower(line.substr(0, colon)) == Lower(name)) {
+        size_t v = line.find_first_not_of(' ', colon + 1);
+        if (!out.empty()) out += ",";
+        out += v == std::string::npos ? "" : line.substr(v);
+      }
+      pos = end;
+    }
+    return out;
+  }
+  bool HasHeader(const std::string& name) const {
+    return Lower(head).find("\r\n" + Lower(name) + ":") != std::string::npos;
+  }
+};
+
+class ScriptedUpstream;
+
+// One upstream connection as its handler sees it.
+class UpstreamConn {
+ public:
+  UpstreamConn(ScriptedUpstream* server, int fd, int index)
+      : server_(server), fd_(fd), index_(index) {}
+  int index() const { return index_; }  // 0 for the first connection the upstream accepted
+  int fd() const { return fd_; }
+  // Reads one request head and its Content-Length or chunked body; nullopt on EOF or error.
+  std::optional<SeenRequest> ReadRequest();
+  bool Send(std::string_view data) { return SendAll(fd_, data); }
+  // A 200 with `body`, keep-alive.
+  bool Ok(std::string_view body = "ok\n") {
+    return Send("HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(body.size()) + "\r\n\r\n" +
+                std::string(body));
+  }
+
+ private:
+  bool Fill();
+  ScriptedUpstream* server_;
+  int fd_;
+  int index_;
+  std::string in_;
+};
+
+// An HTTP/1.1 origin in the test process whose behaviour each test scripts: every accepted
+// connection runs `handler` on its own thread. Every request a handler reads is recorded.
+class ScriptedUpstream {
+ public:
+  using Handler = std::function<void(UpstreamConn&)>;
+
+  explicit ScriptedUpstream(Handler handler) : handler_(std::move(handler)) {
+    listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    REQUIRE(listen_fd_ >= 0);
+    int one = 1;
+    setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    sockaddr_in addr{};
+    addr.sin_family = AF_INET;
+    addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    REQUIRE(bind(listen_fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+    REQUIRE(listen(listen_fd_, 64) == 0);
+    socklen_t len = sizeof addr;
+    getsockname(listen_fd_, reinterpret_cast<sockaddr*>(&addr), &len);
+    port_ = ntohs(addr.sin_port);
+    acceptor_ = std::thread([this] { AcceptLoop(); });
+  }
+  ~ScriptedUpstream() {
+    stopping_ = true;
+    shutdown(listen_fd_, SHUT_RDWR);
+    acceptor_.join();
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      for (int fd : open_) shutdown(fd, SHUT_RDWR);
+    }
+    for (auto& t : threads_) t.join();
+    close(listen_fd_);
+  }
+  int port() const { return port_; }
+  int connections() const { return accepted_.load(); }
+  std::vector<SeenRequest> requests() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return requests_;
+  }
+  // How many recorded requests have `line` as their request line.
+  int Count(const std::string& line) const {
+    int n = 0;
+    for (const auto& r : requests()) n += r.RequestLine() == line;
+    return n;
+  }
+  void Record(SeenRequest r) {
+    std::lock_guard<std::mutex> lock(mu_);
+    requests_.push_back(std::move(r));
+  }
+
+ private:
+  void AcceptLoop() {
+    while (!stopping_) {
+      int fd = accept4(listen_fd_, nullptr, nullptr, SOCK_CLOEXEC);
+      if (fd < 0) {
+        if (errno == EINTR || errno == ECONNABORTED) continue;
+        return;  // shut down
+      }
+      int index = accepted_++;
+      std::lock_guard<std::mutex> lock(mu_);
+      open_.push_back(fd);
+      threads_.emplace_back([this, fd, index] {
+        UpstreamConn conn(this, fd, index);
+        handler_(conn);
+        std::lock_guard<std::mutex> l(mu_);
+        std::erase(open_, fd);
+        close(fd);
+      });
+    }
+  }
+
+  Handler handler_;
+  int listen_fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stopping_{false};
+  std::atomic<int> accepted_{0};
+  std::thread acceptor_;
+  mutable std::mutex mu_;
+  std::vector<int> open_;
+  std::vector<std::thread> threads_;
+  std::vector<SeenRequest> requests_;
+};
+
+bool UpstreamConn::Fill() {
+  char buf[64 * 1024];
+  for (;;) {
+    ssize_t n = recv(fd_, buf, sizeof buf, 0);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) return false;
+    in_.append(buf, static_cast<size_t>(n));
+    return true;
+  }
+}
+
+std::optional<SeenRequest> UpstreamConn::ReadRequest() {
+  size_t end;
+  while ((end = in_.find("\r\n\r\n")) == std::string::npos) {
+    if (!Fill()) return std::nullopt;
+  }
+  SeenRequest r;
+  r.head = in_.substr(0, end + 2);
+  in_.erase(0, end + 4);
+  if (std::string length = r.Header("content-length"); !length.empty()) {
+    size_t n = std::stoul(length);
+    while (in_.size() < n) {
+      if (!Fill()) return std::nullopt;
+    }
+    r.body = in_.substr(0, n);
+    in_.erase(0, n);
+  } else if (Lower(r.Header("transfer-encoding")) == "chunked") {
+    while ((end = in_.find("0\r\n\r\n")) == std::string::npos) {
+      if (!Fill()) return std::nullopt;
+    }
+    r.body = in_.substr(0, end + 5);
+    in_.erase(0, end + 5);
+  }
+  server_->Record(r);
+  return r;
+}
+
+// Answers every request with 200 "ok" until the proxy closes the connection.
+void ServeOk(UpstreamConn& c) {
+  while (c.ReadRequest()) {
+    if (!c.Ok()) return;
+  }
+}
+
+// A static cluster named `name` with one endpoint.
+std::string StaticCluster(const std::string& name, int port) {
+  return "  - name: " + name +
+         "\n"
+         "    type: STATIC\n"
+         "    connect_timeout: 1s\n"
+         "    load_assignment:\n"
+         "      cluster_name: " +
+         name +
+         "\n"
+         "      endpoints:\n"
+         "      - lb_endpoints:\n"
+         "        - endpoint: { address: { socket_address: { address: 127.0.0.1, port_value: " +
+         std::to_string(port) + " } } }\n";
+}
+
+// weft-proxy on static resources: one listener whose connection manager gets `hcm_lines`
+// (indented YAML lines, may be empty) and the inline `virtual_hosts` (YAML at 10 spaces), and
+// the clusters in `clusters` (StaticCluster entries).
+class Proxy {
+ public:
+  Proxy(const std::string& hcm_lines, const std::string& virtual_hosts, const std::string& clusters,
+        const std::string& io_uring = "auto") {
+    std::string bootstrap = dir_.Join("bootstrap.yaml");
+    REQUIRE(WriteFileAtomic(
+        bootstrap,
+        "node: { id: hostile, cluster: test }\n"
+        "admin: { address: \"127.0.0.1:0\" }\n"
+        "concurrency: 1\n"
+        "static_resources:\n"
+        "  listeners:\n"
+        "  - name: http\n"
+        "    address: { socket_address: { address: 127.0.0.1, port_value: 0 } }\n"
+        "    filter_chains:\n"
+        "    - filters:\n"
+        "      - name: envoy.filters.network.http_connection_manager\n"
+        "        typed_config:\n"
+        "          \"@type\": type.googleapis.com/"
+        "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager\n"
+        "          stat_prefix: http\n" +
+            hcm_lines +
+            "          http_filters:\n"
+            "          - name: envoy.filters.http.router\n"
+            "            typed_config: { \"@type\": "
+            "type.googleapis.com/envoy.extensions.filters.http.router.v3.Router }\n"
+            "          route_config:\n"
+            "            name: local\n"
+            "            virtual_hosts:\n" +
+            virtual_hosts + "  clusters:\n" + clusters));
+    std::string ready = dir_.Join("proxy.ready");
+    std::string error;
+    process_ =
+        Subprocess::Start({BinDir() + "/weft-proxy", "--bootstrap", bootstrap, "--ready-file",
+                           ready, "--access-log", dir_.Join("access.log"), "--io-uring", io_uring},
+                          {}, dir_.Join("proxy.log"), &error);
+    INFO(error);
+    REQUIRE(process_);
+    WaitFor([&] { return ReadFile(ready).has_value() || !process_->Running(); }, seconds(10));
+    if (!process_->Running()) FAIL("weft-proxy exited: " << process_->LogTail());
+    admin_port_ = JsonIntField(*ReadFile(ready), "admin_port").value_or(-1);
+    REQUIRE(admin_port_ > 0);
+    REQUIRE(WaitFor([&] { return HttpGet(admin_port_, "/ready").status == 200; }, seconds(10)));
+    std::string listeners = HttpGet(admin_port_, "/listeners").body;
+    INFO(listeners);
+    port_ = JsonIntField(listeners, "port").value_or(-1);
+    REQUIRE(port_ > 0);
+  }
+  ~Proxy() {
+    if (CurrentTestFailed() && process_) {
+      std::fprintf(stderr, "---- weft-proxy log ----\n%s\n", process_->LogTail().c_str());
+    }
+  }
+  int port() const { return port_; }
+  pid_t pid() const { return process_->pid(); }
+  bool Running() { return process_->Running(); }
+  // A counter or gauge from /stats/prometheus, or -1 when absent.
+  long long Metric(std::string_view name, const std::map<std::string, std::string>& labels) {
+    auto v = MetricValue(HttpGet(admin_port_, "/stats/prometheus").body, name, labels);
+    return v ? static_cast<long long>(*v) : -1;
+  }
+  // The access log once it holds at least `lines` lines (it is flushed every 50 ms).
+  std::string AccessLog(size_t lines) {
+    std::string log;
+    WaitFor(
+        [&] {
+          log = ReadFile(dir_.Join("access.log")).value_or("");
+          return static_cast<size_t>(std::count(log.begin(), log.end(), '\n')) >= lines;
+        },
+        seconds(3));
+    return log;
+  }
+
+ private:
+  TempDir dir_{"weft-hostile"};
+  std::unique_ptr<Subprocess> process_;
+  int admin_port_ = 0;
+  int port_ = 0;
+};
+
+// ---------------------------------------------------------------------------------------------
+// Item 2: an absolute-form request target is routed by its path and its authority.
+
+// Virtual host "good": /admin is refused by the proxy itself, the rest goes to cluster "up";
+// any other authority gets a local 200 naming the catch-all.
+constexpr char kGoodAndCatchAll[] =
+    "            - name: good\n"
+    "              domains: [good, \"good:*\"]\n"
+    "              routes:\n"
+    "              - match: { prefix: /admin }\n"
+    "                direct_response: { status: 403, body: { inline_string: \"denied\\n\" } }\n"
+    "              - match: { prefix: / }\n"
+    "                route: { cluster: up }\n"
+    "            - name: other\n"
+    "              domains: [\"*\"]\n"
+    "              routes:\n"
+    "              - match: { prefix: \"\" }\n"
+    "                direct_response: { status: 200, body: { inline_string: \"catch-all\\n\" } "
+    "}\n";
+
+TEST_CASE("hostile: an absolute-form target is routed by its path and authority",
+          "[e2e][hostile]") {
+  ScriptedUpstream up(ServeOk);
+  Proxy proxy("", kGoodAndCatchAll, StaticCluster("up", up.port()));
+  HttpClient client(proxy.port());
+
+  // The /admin rule sees the path, whatever form the target takes.
+  ClientResponse r = client.Raw("GET http://good/admin/x HTTP/1.1\r\nHost: good\r\n\r\n");
+  CHECK(r.status == 403);
+  CHECK(r.body == "denied\n");
+  // The authority in the target replaces Host (RFC 9112 §3.2.2), for routing too.
+  r = client.Raw("GET http://good/admin/x HTTP/1.1\r\nHost: elsewhere\r\n\r\n");
+  CHECK(r.status == 403);
+  r = client.Raw("GET HTTP://Good:80/admin HTTP/1.1\r\nHost: elsewhere\r\n\r\n");
+  CHECK(r.status == 403);
+  r = client.Raw("GET http://elsewhere/admin HTTP/1.1\r\nHost: good\r\n\r\n");
+  CHECK(r.body == "catch-all\n");
+
+  // The upstream receives origin-form, with the target's authority as Host.
+  r = client.Raw("GET http://good/public/page?q=1 HTTP/1.1\r\nHost: elsewhere\r\n\r\n");
+  CHECK(r.status == 200);
+  r = client.Raw("GET https://good HTTP/1.1\r\nHost: good\r\n\r\n");
+  CHECK(r.status == 200);
+  auto seen = up.requests();
+  REQUIRE(seen.size() == 2);
+  CHECK(seen[0].RequestLine() == "GET /public/page?q=1 HTTP/1.1");
+  CHECK(seen[0].Header("host") == "good");
+  CHECK(seen[1].RequestLine() == "GET / HTTP/1.1");
+
+  // Targets that name no HTTP resource are refused rather than routed.
+  for (std::string_view target : {"ftp://good/admin", "http:///admin", "http://user@good/admin",
+                                  "http//good/admin", "admin/x", "http://good\\@evil/admin"}) {
+    INFO(target);
+    HttpClient bad(proxy.port());
+    r = bad.Raw("GET " + std::string(target) + " HTTP/1.1\r\nHost: good\r\n\r\n");
+    CHECK(r.status == 400);
+  }
+  CHECK(up.requests().size() == 2);
+}
+
+TEST_CASE("hostile: normalize_path and merge_slashes give every matcher one canonical path",
+          "[e2e][hostile]") {
+  ScriptedUpstream up(ServeOk);
+  Proxy proxy("          normalize_path: true\n          merge_slashes: true\n", kGoodAndCatchAll,
+              StaticCluster("up", up.port()));
+  HttpClient client(proxy.port());
+  for (std::string_view target :
+       {"/public/../admin/x", "//admin//x", "/./admin", "/%61dmin/x", "/public/%2e%2e/admin",
+        "/public/%2E%2e//admin", "/../../admin", "http://good/public/../admin"}) {
+    INFO(target);
+    ClientResponse r = client.Raw("GET " + std::string(target) + " HTTP/1.1\r\nHost: good\r\n\r\n");
+    CHECK(r.status == 403);
+  }
+  // What reaches the upstream is the canonical path; the query is left alone.
+  ClientResponse r =
+      client.Raw("GET /a/./b/../c//d/%7euser%2fx?x=/../y//z HTTP/1.1\r\nHost: good\r\n\r\n");
+  CHECK(r.status == 200);
+  auto seen = up.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].RequestLine() == "GET /a/c/d/~user%2Fx?x=/../y//z HTTP/1.1");
+  // A malformed escape cannot be normalised: refused.
+  HttpClient bad(proxy.port());
+  CHECK(bad.Raw("GET /a%zz HTTP/1.1\r\nHost: good\r\n\r\n").status == 400);
+}
+
+TEST_CASE("hostile: without normalize_path the path is matched and forwarded as sent",
+          "[e2e][hostile]") {
+  ScriptedUpstream up(ServeOk);
+  Proxy proxy("", kGoodAndCatchAll, StaticCluster("up", up.port()));
+  HttpClient client(proxy.port());
+  CHECK(client.Raw("GET /public/../admin HTTP/1.1\r\nHost: good\r\n\r\n").status == 200);
+  auto seen = up.requests();
+  REQUIRE(seen.size() == 1);
+  CHECK(seen[0].RequestLine() == "GET /public/../admin HTTP/1.1");
+}
+
+}  // namespace
+}  // namespace weft::test
