@@ -138,6 +138,7 @@ struct HeadFacts {
   bool connection_close = false;
   bool connection_keep_alive = false;
   bool connection_upgrade = false;
+  bool connection_other = false;  // a token naming another header
   bool has_upgrade = false;
   bool expect_continue = false;
 };
@@ -199,6 +200,8 @@ void NoteConnection(std::string_view value, HeadFacts* facts) {
       facts->connection_keep_alive = true;
     } else if (EqualsIgnoreCase(v, "upgrade")) {
       facts->connection_upgrade = true;
+    } else if (!v.empty()) {
+      facts->connection_other = true;
     }
     return true;
   });
@@ -347,6 +350,7 @@ void ResetHead(MessageHead* head) {
   head->keep_alive = true;
   head->expect_continue = false;
   head->upgrade = false;
+  head->connection_options = false;
   head->host = {};
   head->head_size = 0;
 }
@@ -477,6 +481,7 @@ ParseStatus ParseHead(std::string_view data, std::string_view request_method, co
 
   head->keep_alive =
       http11 ? !facts.connection_close : facts.connection_keep_alive && !facts.connection_close;
+  head->connection_options = facts.connection_other;
   // RFC 9110 §7.8: Upgrade in HTTP/1.0 is ignored.
   head->upgrade = http11 && facts.connection_upgrade && facts.has_upgrade;
 
@@ -661,6 +666,17 @@ bool IsHopByHop(std::string_view name) {
       return EqualsIgnoreCase(name, "transfer-encoding");
     default:
       return false;
+  }
+}
+
+void ConnectionOptions(const MessageHead& head, std::vector<std::string_view>* out) {
+  if (!head.connection_options) return;
+  for (const Header& h : head.headers) {
+    if (!EqualsIgnoreCase(h.name, "connection")) continue;
+    ForEachListElement(h.value, [out](std::string_view v) {
+      if (!v.empty()) out->push_back(v);
+      return true;
+    });
   }
 }
 

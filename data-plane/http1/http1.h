@@ -56,6 +56,8 @@ struct MessageHead {
   bool keep_alive = true;
   bool expect_continue = false;  // request had "Expect: 100-continue"
   bool upgrade = false;          // "Connection: upgrade" with an Upgrade header
+  // Connection names headers other than Keep-Alive and Upgrade: see ConnectionOptions.
+  bool connection_options = false;
   // Requests: the Host header value (empty when absent), or the authority of an absolute-form
   // target, which replaces it (RFC 9112 §3.2.2).
   std::string_view host;
@@ -141,6 +143,11 @@ class ChunkedScanner {
 // Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade. Transfer-Encoding is
 // listed, but a proxy forwarding a chunked body verbatim re-adds "Transfer-Encoding: chunked".
 bool IsHopByHop(std::string_view name);
+
+// Appends to *out the header names that `head`'s Connection headers list (views into their
+// values). They are hop-by-hop for this connection only (RFC 9110 §7.6.1): a proxy removes them
+// along with those IsHopByHop names.
+void ConnectionOptions(const MessageHead& head, std::vector<std::string_view>* out);
 
 // Case-insensitive ASCII comparison for header names and tokens.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);

@@ -494,6 +494,24 @@ TEST_CASE("Keep-alive follows the version and the Connection header") {
   CHECK_FALSE(p.head.keep_alive);
 }
 
+TEST_CASE("ConnectionOptions lists what every Connection header names") {
+  Parsed p =
+      Request(Get("Connection: close, X-A ,, x-b\r\nX-A: 1\r\nconnection: x-c\r\n"
+                  "Host: h\r\n"));
+  REQUIRE(p.status == ParseStatus::kDone);
+  CHECK(p.head.connection_options);
+  std::vector<std::string_view> names;
+  ConnectionOptions(p.head, &names);
+  CHECK(names == std::vector<std::string_view>{"close", "X-A", "x-b", "x-c"});
+  // Only close, keep-alive and upgrade: nothing more to look up.
+  p = Request(Get("Connection: keep-alive, Upgrade\r\nHost: h\r\n"));
+  REQUIRE(p.status == ParseStatus::kDone);
+  CHECK_FALSE(p.head.connection_options);
+  names.clear();
+  ConnectionOptions(p.head, &names);
+  CHECK(names.empty());
+}
+
 TEST_CASE("Upgrade needs both the Connection token and the Upgrade header, in HTTP/1.1") {
   auto upgrade = [](std::string_view headers, std::string_view version = "HTTP/1.1") {
     Parsed p = Request(Get("Host: a\r\n" + std::string(headers), version));
