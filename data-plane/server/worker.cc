@@ -85,6 +85,17 @@ bool UpgradeAllowed(std::string_view type,
   return configured->second;
 }
 
+// Whether a header stays on this hop: the standard hop-by-hop set and whatever the message's
+// Connection headers name (RFC 9110 §7.6.1, `nominated`). Host is needed to route whatever a
+// client lists.
+bool HopByHop(std::string_view name, const std::vector<std::string_view>& nominated) {
+  if (http1::IsHopByHop(name)) return true;
+  for (std::string_view n : nominated) {
+    if (http1::EqualsIgnoreCase(n, name)) return !http1::EqualsIgnoreCase(name, "host");
+  }
+  return false;
+}
+
 class HeaderList final : public router::MutableHeaders {
  public:
   void Reset() {
@@ -497,6 +508,7 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   http1::MessageHead response_head_;
   HeaderList response_headers_;
   HeaderList headers_;
+  std::vector<std::string_view> nominated_;  // what the current head's Connection names
   std::string scratch_;
   std::optional<Request> rq_;
   UpstreamConn* up_ = nullptr;
@@ -755,8 +767,10 @@ void HttpConnection::StartRequest() {
   std::string path =
       action->path_rewrite.empty() ? rq.path : router::ApplyPathRewrite(*route, rq.path);
   headers_.Reset();
+  nominated_.clear();
+  http1::ConnectionOptions(head_, &nominated_);
   for (const http1::Header& h : head_.headers) {
-    if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length") ||
+    if (HopByHop(h.name, nominated_) || http1::EqualsIgnoreCase(h.name, "content-length") ||
         http1::EqualsIgnoreCase(h.name, "expect")) {
       continue;
     }
@@ -1029,8 +1043,12 @@ void HttpConnection::ProcessResponse() {
 
     HeaderList& response_headers = response_headers_;  // reused, as the parsed head
     response_headers.Reset();
+    nominated_.clear();
+    http1::ConnectionOptions(head, &nominated_);
     for (const http1::Header& h : head.headers) {
-      if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
+      if (HopByHop(h.name, nominated_) || http1::EqualsIgnoreCase(h.name, "content-length")) {
+        continue;
+      }
       response_headers.AddView(h.name, h.value);
     }
     if (rq.response_ops != nullptr) router::ApplyHeaderOps(*rq.response_ops, &response_headers);
@@ -1114,9 +1132,11 @@ void HttpConnection::StartTunnel(const http1::MessageHead& head) {
   rq.deadline = Clock::time_point::max();
   std::string_view upgrade = rq.upgrade;
   HeaderList response_headers;
+  nominated_.clear();
+  http1::ConnectionOptions(head, &nominated_);
   for (const http1::Header& h : head.headers) {
     if (http1::EqualsIgnoreCase(h.name, "upgrade")) upgrade = h.value;
-    if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
+    if (HopByHop(h.name, nominated_) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
     response_headers.AddView(h.name, h.value);
   }
   if (rq.response_ops != nullptr) router::ApplyHeaderOps(*rq.response_ops, &response_headers);

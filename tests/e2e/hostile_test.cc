@@ -423,5 +423,65 @@ TEST_CASE("hostile: without normalize_path the path is matched and forwarded as 
   CHECK(seen[0].RequestLine() == "GET /public/../admin HTTP/1.1");
 }
 
+// ---------------------------------------------------------------------------------------------
+// Item 6: headers named in Connection are hop-by-hop (RFC 9110 §7.6.1), both ways.
+
+constexpr char kAllToUp[] =
+    "            - name: all\n"
+    "              domains: [\"*\"]\n"
+    "              routes:\n"
+    "              - match: { prefix: / }\n"
+    "                route: { cluster: up }\n";
+
+TEST_CASE("hostile: headers named in Connection do not cross the proxy, either way",
+          "[e2e][hostile]") {
+  ScriptedUpstream up([](UpstreamConn& c) {
+    while (c.ReadRequest()) {
+      if (!c.Send("HTTP/1.1 200 OK\r\n"
+                  "Connection: X-Resp-Secret, keep-alive\r\n"
+                  "connection: x-resp-other\r\n"
+                  "X-Resp-Secret: from upstream\r\n"
+                  "X-Resp-Other: also\r\n"
+                  "Keep-Alive: timeout=5\r\n"
+                  "Proxy-Connection: keep-alive\r\n"
+                  "X-Resp-Kept: yes\r\n"
+                  "content-length: 3\r\n\r\nok\n")) {
+        return;
+      }
+    }
+  });
+  Proxy proxy("", kAllToUp, StaticCluster("up", up.port()));
+  HttpClient client(proxy.port());
+  ClientResponse r = client.Get("/x", {{"Connection", "x-secret, X-Other"},
+                                       {"Connection", "x-third"},
+                                       {"X-Secret", "s3cret"},
+                                       {"x-other", "2"},
+                                       {"X-Third", "3"},
+                                       {"X-Kept", "k"},
+                                       {"Keep-Alive", "300"},
+                                       {"TE", "trailers"},
+                                       {"Proxy-Connection", "keep-alive"},
+                                       {"Trailer", "x-sum"}});
+  CHECK(r.status == 200);
+  CHECK(r.body == "ok\n");
+  auto seen = up.requests();
+  REQUIRE(seen.size() == 1);
+  INFO(seen[0].head);
+  CHECK(seen[0].Header("x-kept") == "k");
+  for (std::string name : {"x-secret", "x-other", "x-third", "keep-alive", "te", "proxy-connection",
+                           "trailer", "connection"}) {
+    INFO(name);
+    CHECK_FALSE(seen[0].HasHeader(name));
+  }
+  // The response: what the upstream's Connection named is gone, the rest arrives.
+  CHECK(r.Header("x-resp-kept") == "yes");
+  for (std::string name : {"x-resp-secret", "x-resp-other", "keep-alive", "proxy-connection"}) {
+    INFO(name);
+    CHECK(r.Header(name).empty());
+  }
+  // The connection itself stays usable.
+  CHECK(client.Get("/again").status == 200);
+}
+
 }  // namespace
 }  // namespace weft::test
