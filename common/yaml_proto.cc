@@ -1,5 +1,6 @@
 #include "common/yaml_proto.h"
 
+#include <yaml-cpp/eventhandler.h>
 #include <yaml-cpp/yaml.h>
 
 #include <algorithm>
@@ -208,6 +209,38 @@ void RemoveUnknownFields(YAML::Node node, const google::protobuf::Descriptor* ty
   for (const std::string& key : unknown) node.remove(key);
 }
 
+// yaml-cpp 0.7 loops forever, building empty documents until memory runs out, on a ',' where a
+// document should start (",", "[a]\n,"): its parser leaves the token unconsumed and starts the
+// next document at the same place. A first pass over the events spots a document that begins
+// where the previous one did and reports it instead. Found by fuzz/targets/config_yaml_fuzz.
+class ProgressCheck : public YAML::EventHandler {
+ public:
+  bool stuck() const { return stuck_; }
+  const YAML::Mark& mark() const { return mark_; }
+
+  void OnDocumentStart(const YAML::Mark& mark) override {
+    if (started_ && mark.pos == mark_.pos) stuck_ = true;
+    started_ = true;
+    mark_ = mark;
+  }
+  void OnDocumentEnd() override {}
+  void OnNull(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnAlias(const YAML::Mark&, YAML::anchor_t) override {}
+  void OnScalar(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                const std::string&) override {}
+  void OnSequenceStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                       YAML::EmitterStyle::value) override {}
+  void OnSequenceEnd() override {}
+  void OnMapStart(const YAML::Mark&, const std::string&, YAML::anchor_t,
+                  YAML::EmitterStyle::value) override {}
+  void OnMapEnd() override {}
+
+ private:
+  bool started_ = false;
+  bool stuck_ = false;
+  YAML::Mark mark_;
+};
+
 }  // namespace
 
 std::string YamlDocument::JsonWithout(std::string_view key) const {
@@ -238,6 +271,18 @@ absl::StatusOr<std::vector<YamlDocument>> ParseYamlDocuments(std::string_view te
   std::vector<YAML::Node> nodes;
   try {
     // yaml-cpp reports problems by throwing; this is config loading, never the request path.
+    {
+      std::istringstream in{std::string(text)};
+      YAML::Parser parser(in);
+      ProgressCheck check;
+      while (!check.stuck() && parser.HandleNextDocument(check)) {
+      }
+      if (check.stuck()) {
+        return absl::InvalidArgumentError(absl::StrFormat(
+            "%s:%d:%d: YAML syntax error: unexpected ',' where a document should start", source,
+            check.mark().line + 1, check.mark().column + 1));
+      }
+    }
     nodes = YAML::LoadAll(std::string(text));
   } catch (const YAML::Exception& e) {
     return absl::InvalidArgumentError(absl::StrFormat("%s:%d:%d: YAML syntax error: %s", source,

@@ -60,16 +60,20 @@ std::vector<weft::http::Route> AdminRoutes(weft::proxy::XdsClient* xds_client,
     const auto& st = xds.stats();
     weft::http::Response r;
     r.content_type = "text/plain; version=0.0.4; charset=utf-8";
-    r.body = registry->PrometheusText() + server.stats().PrometheusText() +
-             absl::StrCat("# HELP weft_proxy_xds_connected 1 while an ADS stream is up\n",
-                          "# TYPE weft_proxy_xds_connected gauge\n", "weft_proxy_xds_connected ",
-                          st.connected ? 1 : 0, "\n",
-                          "# HELP weft_proxy_xds_updates_total xDS responses, by outcome\n",
-                          "# TYPE weft_proxy_xds_updates_total counter\n",
-                          "weft_proxy_xds_updates_total{result=\"accepted\"} ",
-                          st.updates_accepted.load(), "\n",
-                          "weft_proxy_xds_updates_total{result=\"rejected\"} ",
-                          st.updates_rejected.load(), "\n");
+    r.body =
+        registry->PrometheusText() + server.stats().PrometheusText() +
+        absl::StrCat(
+            "# HELP weft_proxy_xds_connected 1 while an ADS stream is up\n",
+            "# TYPE weft_proxy_xds_connected gauge\n", "weft_proxy_xds_connected ",
+            st.connected ? 1 : 0, "\n",
+            "# HELP weft_proxy_xds_updates_total xDS responses, by outcome\n",
+            "# TYPE weft_proxy_xds_updates_total counter\n",
+            "weft_proxy_xds_updates_total{result=\"accepted\"} ", st.updates_accepted.load(), "\n",
+            "weft_proxy_xds_updates_total{result=\"rejected\"} ", st.updates_rejected.load(), "\n",
+            "# HELP weft_proxy_xds_oversized_responses_total ADS streams ended by a "
+            "response over xds.max_message_bytes\n",
+            "# TYPE weft_proxy_xds_oversized_responses_total counter\n",
+            "weft_proxy_xds_oversized_responses_total ", st.oversized_responses.load(), "\n");
     return r;
   };
   weft::http::Handler fail = [&failing](const weft::http::Request&) {

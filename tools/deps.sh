@@ -8,6 +8,7 @@ PKGS=(
   libssl-dev catch2 libyaml-cpp-dev libboost-dev libboost-system-dev libnghttp2-dev libre2-dev
   libsqlite3-dev libbenchmark-dev clang-format
   python3-grpcio python3-protobuf prometheus wrk
+  clang-14 libclang-rt-14-dev nodejs
 )
 missing=()
 for p in "${PKGS[@]}"; do

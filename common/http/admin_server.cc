@@ -246,6 +246,55 @@ struct Connection {
 
 }  // namespace
 
+ParseOutcome ParseRequest(std::string_view in, ParsedRequest* out) {
+  size_t consumed = 0;
+  size_t head_end = FindHeadEnd(in, &consumed);
+  if (head_end == std::string_view::npos) {
+    if (in.size() <= AdminServer::kMaxHeaderBytes) return ParseOutcome::kIncomplete;
+    size_t first_line_end = in.find('\n');
+    if (first_line_end == std::string_view::npos || first_line_end > AdminServer::kMaxHeaderBytes) {
+      out->error_status = 414;
+      out->error_message = "request line too long";
+    } else {
+      out->error_status = 431;
+      out->error_message = "request header fields too large";
+    }
+    return ParseOutcome::kError;
+  }
+
+  Head head;
+  ParseError error = ParseHead(in.substr(0, head_end), &head);
+  if (error.status != 0) {
+    out->error_status = error.status;
+    out->error_message = std::move(error.message);
+    return ParseOutcome::kError;
+  }
+  out->keep_alive = head.keep_alive;
+  out->http10 = head.minor_version == 0;
+  out->expect_continue = head.expect_continue;
+  if (in.size() < consumed + head.body_length) return ParseOutcome::kBodyIncomplete;
+
+  Request& request = out->request;
+  request.method = std::move(head.method);
+  std::string_view target = head.target;
+  // Absolute form ("http://host/path") is legal from proxies; only the path matters here.
+  if (size_t scheme = target.find("://");
+      scheme != std::string_view::npos && target.front() != '/') {
+    size_t slash = target.find('/', scheme + 3);
+    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
+  }
+  size_t question = target.find('?');
+  request.path = PercentDecode(target.substr(0, question), false);
+  if (question != std::string_view::npos) {
+    request.query_string = std::string(target.substr(question + 1));
+    request.query = ParseQueryString(request.query_string);
+  }
+  request.headers = std::move(head.headers);
+  request.body = std::string(in.substr(consumed, head.body_length));
+  out->consumed = consumed + head.body_length;
+  return ParseOutcome::kDone;
+}
+
 std::string_view Request::Header(std::string_view name) const {
   for (const auto& [n, v] : headers) {
     if (EqualsIgnoreCase(n, name)) return v;
@@ -572,63 +621,36 @@ bool AdminServer::Loop::ProcessOne(Connection& c) {
   c.in.erase(0, blank == std::string::npos ? c.in.size() : blank);
   if (c.in.empty()) return false;
 
-  size_t consumed = 0;
-  size_t head_end = FindHeadEnd(c.in, &consumed);
-  if (head_end == std::string::npos) {
-    if (c.in.size() <= kMaxHeaderBytes) return false;
-    size_t first_line_end = c.in.find('\n');
-    if (first_line_end == std::string::npos || first_line_end > kMaxHeaderBytes) {
-      QueueError(c, 414, "request line too long");
-    } else {
-      QueueError(c, 431, "request header fields too large");
-    }
-    return true;
-  }
-
-  Head head;
-  ParseError error = ParseHead(std::string_view(c.in).substr(0, head_end), &head);
-  if (error.status != 0) {
-    QueueError(c, error.status, error.message);
-    return true;
-  }
-  if (c.in.size() < consumed + head.body_length) {
-    if (head.expect_continue && !c.continue_sent) {
-      c.out += "HTTP/1.1 100 Continue\r\n\r\n";
-      c.continue_sent = true;
+  ParsedRequest parsed;
+  switch (ParseRequest(c.in, &parsed)) {
+    case ParseOutcome::kIncomplete:
+      return false;
+    case ParseOutcome::kError:
+      QueueError(c, parsed.error_status, parsed.error_message);
       return true;
-    }
-    return false;
+    case ParseOutcome::kBodyIncomplete:
+      if (parsed.expect_continue && !c.continue_sent) {
+        c.out += "HTTP/1.1 100 Continue\r\n\r\n";
+        c.continue_sent = true;
+        return true;
+      }
+      return false;
+    case ParseOutcome::kDone:
+      break;
   }
-
-  Request request;
-  request.method = std::move(head.method);
-  std::string_view target = head.target;
-  // Absolute form ("http://host/path") is legal from proxies; only the path matters here.
-  if (size_t scheme = target.find("://");
-      scheme != std::string_view::npos && target.front() != '/') {
-    size_t slash = target.find('/', scheme + 3);
-    target = slash == std::string_view::npos ? std::string_view("/") : target.substr(slash);
-  }
-  size_t question = target.find('?');
-  request.path = PercentDecode(target.substr(0, question), false);
-  if (question != std::string_view::npos) {
-    request.query_string = std::string(target.substr(question + 1));
-    request.query = ParseQueryString(request.query_string);
-  }
-  request.headers = std::move(head.headers);
-  request.body = c.in.substr(consumed, head.body_length);
-  c.in.erase(0, consumed + head.body_length);
+  Request& request = parsed.request;
+  c.in.erase(0, parsed.consumed);
   c.continue_sent = false;
   TimePoint now = SteadyClock::now();
   c.last_activity = now;
   if (!c.in.empty()) c.request_start = now;  // a pipelined request starts its clock now
 
   Response response = Dispatch(request);
-  bool close = !head.keep_alive;
+  bool close = !parsed.keep_alive;
   for (const auto& [name, value] : response.headers) {
     if (EqualsIgnoreCase(name, "Connection") && HasToken(value, "close")) close = true;
   }
-  AppendResponse(response, request.method == "HEAD", close, head.minor_version == 0, &c.out);
+  AppendResponse(response, request.method == "HEAD", close, parsed.http10, &c.out);
   c.close_after_write = close;
   WEFT_LOG(kDebug) << "admin server: " << request.method << " " << request.path << " -> "
                    << response.status;

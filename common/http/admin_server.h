@@ -105,6 +105,28 @@ class AdminServer {
 // endpoint name); without `level` it only reports the current one. Both programs serve it.
 Route LogLevelRoute();
 
+// The admin server's request framing and parsing, exposed for its fuzz target
+// (fuzz/targets/admin_request_fuzz.cc). Strict like the proxy's: no obs-fold, no whitespace
+// before a colon, no Transfer-Encoding (411, or 400 together with Content-Length), one
+// Content-Length value, only HTTP/1.0 and 1.1.
+enum class ParseOutcome {
+  kIncomplete,      // the head has not ended yet and is within kMaxHeaderBytes
+  kBodyIncomplete,  // the head is parsed (keep_alive, http10, expect_continue set), body pending
+  kDone,            // `request` is filled; `consumed` bytes belong to it
+  kError,           // answer error_status with error_message and close
+};
+struct ParsedRequest {
+  Request request;
+  size_t consumed = 0;
+  bool keep_alive = true;
+  bool http10 = false;
+  bool expect_continue = false;
+  int error_status = 0;
+  std::string error_message;
+};
+// Parses one request at the start of `in`; blank lines before it must already be skipped.
+ParseOutcome ParseRequest(std::string_view in, ParsedRequest* out);
+
 // Splits "host:port" or "[v6-address]:port" (brackets removed from the returned host). The host
 // must be non-empty; an unbracketed IPv6 address is rejected as ambiguous. Port 0 is allowed.
 absl::StatusOr<std::pair<std::string, uint16_t>> ParseHostPort(std::string_view address);

@@ -1,5 +1,7 @@
 #include "data-plane/grpc_client/stream.h"
 
+#include "data-plane/grpc_client/framing.h"
+
 #include <fcntl.h>
 #include <google/protobuf/message_lite.h>
 #include <netdb.h>
@@ -26,7 +28,6 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-constexpr size_t kFrameHeader = 5;  // compressed flag + big-endian u32 length
 // Receive windows: large enough that a multi-megabyte SotW response streams without waiting
 // for a WINDOW_UPDATE round trip per 64 KiB (HTTP/2's default), small enough to bound what a
 // server can push ahead of our reads.
@@ -51,52 +52,6 @@ bool SplitTarget(std::string_view target, std::string* host, std::string* port) 
   return !host->empty() && !port->empty();
 }
 
-int HexDigit(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  return -1;
-}
-
-// grpc-message is percent-encoded (gRPC over HTTP/2, "Responses").
-std::string PercentDecode(std::string_view in) {
-  std::string out;
-  out.reserve(in.size());
-  for (size_t i = 0; i < in.size(); ++i) {
-    int hi = 0;
-    int lo = 0;
-    if (in[i] == '%' && i + 2 < in.size() && (hi = HexDigit(in[i + 1])) >= 0 &&
-        (lo = HexDigit(in[i + 2])) >= 0) {
-      out.push_back(static_cast<char>(hi * 16 + lo));
-      i += 2;
-    } else {
-      out.push_back(in[i]);
-    }
-  }
-  return out;
-}
-
-// A call that ended without grpc-status: the gRPC spec's mapping from the HTTP status.
-absl::StatusCode FromHttpStatus(int status) {
-  switch (status) {
-    case 400:
-      return absl::StatusCode::kInternal;
-    case 401:
-      return absl::StatusCode::kUnauthenticated;
-    case 403:
-      return absl::StatusCode::kPermissionDenied;
-    case 404:
-      return absl::StatusCode::kUnimplemented;
-    case 429:
-    case 502:
-    case 503:
-    case 504:
-      return absl::StatusCode::kUnavailable;
-    default:
-      return absl::StatusCode::kUnknown;
-  }
-}
-
 std::string Errno(const char* what) { return absl::StrCat(what, ": ", std::strerror(errno)); }
 
 }  // namespace
@@ -107,8 +62,7 @@ struct Stream::Connection {
   int32_t stream_id = -1;
   std::string out;  // framed messages nghttp2 has not taken yet
   size_t out_taken = 0;
-  std::string in;  // DATA bytes not parsed into messages yet
-  size_t in_parsed = 0;
+  MessageReader reader;        // DATA bytes not returned as messages yet
   bool remote_closed = false;  // the server ended its side: no more messages will come
   bool stream_closed = false;
   uint32_t reset_code = 0;
@@ -172,7 +126,7 @@ struct Stream::Connection {
       c->grpc_status =
           absl::SimpleAtoi(Sv(v), &code) ? code : static_cast<int>(absl::StatusCode::kUnknown);
     } else if (n == "grpc-message") {
-      c->grpc_message = PercentDecode(v);
+      c->grpc_message = PercentDecodeGrpcMessage(v);
     }
     return 0;
   }
@@ -180,7 +134,7 @@ struct Stream::Connection {
   static int OnData(nghttp2_session*, uint8_t, int32_t stream_id, const uint8_t* data, size_t len,
                     void* user) {
     Connection* c = From(user);
-    if (stream_id == c->stream_id) c->in.append(reinterpret_cast<const char*>(data), len);
+    if (stream_id == c->stream_id) c->reader.Append({reinterpret_cast<const char*>(data), len});
     return 0;
   }
 
@@ -258,42 +212,12 @@ struct Stream::Connection {
     }
   }
 
-  // One message from `in`, if complete. Returns nullopt when more bytes are needed.
+  // One message, if complete. Returns nullopt when more bytes are needed.
   std::optional<bool> TryParse(google::protobuf::MessageLite* message, size_t max_bytes) {
-    size_t avail = in.size() - in_parsed;
-    if (avail < kFrameHeader) return std::nullopt;
-    const auto* p = reinterpret_cast<const uint8_t*>(in.data() + in_parsed);
-    uint32_t len = (uint32_t{p[1]} << 24) | (uint32_t{p[2]} << 16) | (uint32_t{p[3]} << 8) | p[4];
-    if (p[0] != 0) {
-      local_error = absl::InternalError("compressed message, but no compression was negotiated");
-      return false;
-    }
-    if (len > max_bytes) {
-      local_error = absl::ResourceExhaustedError(
-          absl::StrCat("received message of ", len, " bytes exceeds the limit of ", max_bytes));
-      return false;
-    }
-    if (avail < kFrameHeader + len) return std::nullopt;
-    bool ok = message->ParseFromArray(p + kFrameHeader, static_cast<int>(len));
-    in_parsed += kFrameHeader + len;
-    if (in_parsed == in.size()) {
-      // Drop the buffer of a large response rather than keep it for the life of the stream.
-      if (in.capacity() > (256u << 10)) {
-        std::string().swap(in);
-      } else {
-        in.clear();
-      }
-      in_parsed = 0;
-    } else if (in_parsed > (1u << 20)) {
-      in.erase(0, in_parsed);
-      in_parsed = 0;
-    }
-    if (!ok) {
-      local_error = absl::InternalError(
-          absl::StrCat("cannot decode a ", message->GetTypeName(), " from the response"));
-      return false;
-    }
-    return true;
+    std::optional<absl::Status> s = reader.Next(message, max_bytes);
+    if (!s) return std::nullopt;
+    if (!s->ok()) local_error = *std::move(s);
+    return local_error.ok();
   }
 };
 
@@ -431,16 +355,7 @@ absl::Status Stream::Start(const std::string& target, const std::string& method)
 bool Stream::Write(const google::protobuf::MessageLite& message) {
   if (!conn_ || cancelled_ || conn_->remote_closed || !conn_->transport_error.ok()) return false;
   Connection& c = *conn_;
-  size_t len = message.ByteSizeLong();
-  size_t at = c.out.size();
-  c.out.resize(at + kFrameHeader + len);
-  auto* p = reinterpret_cast<uint8_t*>(c.out.data() + at);
-  p[0] = 0;
-  p[1] = static_cast<uint8_t>(len >> 24);
-  p[2] = static_cast<uint8_t>(len >> 16);
-  p[3] = static_cast<uint8_t>(len >> 8);
-  p[4] = static_cast<uint8_t>(len);
-  message.SerializeWithCachedSizesToArray(p + kFrameHeader);
+  AppendFrame(message, &c.out);
   nghttp2_session_resume_data(c.session, c.stream_id);
   for (;;) {
     if (!c.Flush()) return false;

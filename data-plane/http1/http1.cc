@@ -539,7 +539,72 @@ ParseStatus ParseResponseHead(std::string_view data, std::string_view request_me
   return ParseHead<false>(data, request_method, limits, head, error);
 }
 
-ChunkedScanner::Result ChunkedScanner::Scan(std::string_view data, size_t* consumed) {
+// One byte of chunk extensions, after the size's ';':
+//   chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS ( token / quoted-string ) ] )
+// ext_state_: 0 before a name, 1 in it, 2 after it, 3 before a value, 4 in a token value,
+// 5 in a quoted value, 6 after a backslash in it, 7 after a value. CR ends the line where a name
+// or value may end (states 1, 2, 4, 7) and is otherwise refused.
+bool ChunkedScanner::ExtensionByte(uint8_t c) {
+  const bool ws = c == ' ' || c == '\t';
+  const bool token = kTokenChar[c] != 0;
+  switch (ext_state_) {
+    case 0:  // BWS, then a name
+      if (ws) return true;
+      if (!token) return false;
+      ext_state_ = 1;
+      return true;
+    case 1:  // name
+    case 2:  // BWS after the name
+    case 4:  // token value
+    case 7:  // BWS after a value
+      if (token && (ext_state_ == 1 || ext_state_ == 4)) return true;
+      if (ws) {
+        if (ext_state_ == 1) ext_state_ = 2;
+        if (ext_state_ == 4) ext_state_ = 7;
+        return true;
+      }
+      if (c == ';') {
+        ext_state_ = 0;
+        return true;
+      }
+      if (c == '=' && (ext_state_ == 1 || ext_state_ == 2)) {
+        ext_state_ = 3;
+        return true;
+      }
+      if (c == '\r') {
+        state_ = State::kSizeLF;
+        return true;
+      }
+      return false;
+    case 3:  // BWS, then a value
+      if (ws) return true;
+      if (c == '"') {
+        ext_state_ = 5;
+        return true;
+      }
+      if (!token) return false;
+      ext_state_ = 4;
+      return true;
+    case 5:  // quoted-string: qdtext / quoted-pair (RFC 9110 §5.6.4)
+      if (c == '"') {
+        ext_state_ = 7;
+        return true;
+      }
+      if (c == '\\') {
+        ext_state_ = 6;
+        return true;
+      }
+      return c == '\t' || c == ' ' || c == 0x21 || (c >= 0x23 && c != 0x7f);
+    case 6:
+      ext_state_ = 5;
+      return c == '\t' || (c >= 0x20 && c != 0x7f);
+    default:
+      return false;
+  }
+}
+
+ChunkedScanner::Result ChunkedScanner::Scan(std::string_view data, size_t* consumed,
+                                            std::vector<std::string_view>* payload) {
   *consumed = 0;
   if (state_ == State::kDone) return Result::kDone;
   if (state_ == State::kError) return Result::kError;
@@ -575,10 +640,10 @@ ChunkedScanner::Result ChunkedScanner::Scan(std::string_view data, size_t* consu
         break;
       }
       case State::kExtension:
-        // Skipped uninterpreted; only its characters and length are checked.
-        if (c == '\r') {
-          state_ = State::kSizeLF;
-        } else if (!IsFieldByte(c) || ++extension_bytes_ > kMaxChunkExtensionBytes) {
+        // Not interpreted, but held to the grammar (RFC 9112 §7.1.1): a parser that reads
+        // extensions leniently is one that can be made to end a size line elsewhere, and a
+        // strict one (llhttp) refuses what a lenient proxy would pass on.
+        if ((c != '\r' && ++extension_bytes_ > kMaxChunkExtensionBytes) || !ExtensionByte(c)) {
           return fail();
         }
         ++p;
@@ -588,6 +653,7 @@ ChunkedScanner::Result ChunkedScanner::Scan(std::string_view data, size_t* consu
         ++p;
         size_digits_ = 0;
         extension_bytes_ = 0;
+        ext_state_ = 0;
         if (remaining_ == 0) {
           state_ = State::kTrailerStart;
         } else {
@@ -597,6 +663,7 @@ ChunkedScanner::Result ChunkedScanner::Scan(std::string_view data, size_t* consu
         break;
       case State::kData: {
         const uint64_t n = std::min<uint64_t>(remaining_, static_cast<uint64_t>(end - p));
+        if (payload != nullptr && n > 0) payload->emplace_back(p, static_cast<size_t>(n));
         p += n;
         remaining_ -= n;
         payload_bytes_ += n;
@@ -624,9 +691,19 @@ ChunkedScanner::Result ChunkedScanner::Scan(std::string_view data, size_t* consu
         state_ = State::kTrailerLine;  // this byte is checked and counted there
         break;
       case State::kTrailerLine:
+        // A field line like the head's: a token name, ':', then field bytes.
         if (c == '\r') {
+          if (!trailer_value_) return fail();
           state_ = State::kTrailerLF;
-        } else if (!IsFieldByte(c)) {
+          trailer_value_ = trailer_name_ = false;
+        } else if (trailer_value_) {
+          if (!IsFieldByte(c)) return fail();
+        } else if (c == ':') {
+          if (!trailer_name_) return fail();
+          trailer_value_ = true;
+        } else if (kTokenChar[c] != 0) {
+          trailer_name_ = true;
+        } else {
           return fail();
         }
         if (++trailer_bytes_ > max_trailer_bytes_) return fail();

@@ -98,7 +98,8 @@ ParseStatus ParseResponseHead(std::string_view data, std::string_view request_me
 
 // Follows chunked framing across any number of Scan calls so the bytes can be forwarded
 // verbatim. Strict: hex sizes without sign or overflow, CRLF after every chunk, extensions
-// allowed but bounded, trailers allowed (bounded by max_trailer_bytes).
+// allowed when they follow RFC 9112's grammar (";" name ["=" token / quoted-string], BWS
+// around), bounded; trailers allowed as "name: value" lines (bounded by max_trailer_bytes).
 class ChunkedScanner {
  public:
   enum class Result : uint8_t { kMore, kDone, kError };
@@ -109,13 +110,18 @@ class ChunkedScanner {
   // Consumes a prefix of `data`; *consumed is how many bytes belong to the body (all of `data`
   // for kMore). kDone: the body (with trailers and final CRLF) ended after *consumed bytes; the
   // rest belongs to the next message. kError: malformed; *consumed is unspecified.
-  Result Scan(std::string_view data, size_t* consumed);
+  // `payload` (may be null) receives the chunk data within `data`, in order (a codec that
+  // re-frames the body forwards those; trailers are checked and dropped).
+  Result Scan(std::string_view data, size_t* consumed,
+              std::vector<std::string_view>* payload = nullptr);
 
   // Payload bytes seen so far (sum of chunk sizes), for stats and limits.
   uint64_t payload_bytes() const { return payload_bytes_; }
   void Reset() { *this = ChunkedScanner(max_trailer_bytes_); }
 
  private:
+  bool ExtensionByte(uint8_t c);
+
   enum class State : uint8_t {
     kSize,          // reading hex digits of a chunk size
     kExtension,     // after ';' up to CR
@@ -134,7 +140,11 @@ class ChunkedScanner {
   uint64_t remaining_ = 0;  // kData: bytes left in this chunk; kSize: the size so far
   int size_digits_ = 0;
   size_t extension_bytes_ = 0;
+  // Where kExtension is within one extension (see ChunkedScanner::Scan).
+  uint8_t ext_state_ = 0;
   size_t trailer_bytes_ = 0;
+  bool trailer_value_ = false;  // kTrailerLine: past the line's ':'
+  bool trailer_name_ = false;   // kTrailerLine: the name has at least one byte
   size_t max_trailer_bytes_;
   uint64_t payload_bytes_ = 0;
 };

@@ -1,5 +1,6 @@
 #include "data-plane/server/proxy_config.h"
 
+#include <algorithm>
 #include <string_view>
 #include <tuple>
 #include <unordered_map>
@@ -24,8 +25,14 @@ using envoy::extensions::filters::network::http_connection_manager::v3::HttpConn
 constexpr std::string_view kHcmName =
     "envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager";
 
+// Durations beyond this are "forever" for a proxy (as in the route table): clamping keeps
+// deadline arithmetic (now + timeout, in nanoseconds) in range. Validation refuses negative
+// durations; a huge one overflowed here (found by fuzz/targets/xds_resource_fuzz).
+constexpr int64_t kMaxDurationSeconds = int64_t{10} * 365 * 24 * 3600;
+
 std::chrono::milliseconds Millis(const google::protobuf::Duration& d) {
-  return std::chrono::milliseconds(d.seconds() * 1000 + d.nanos() / 1000000);
+  int64_t seconds = std::clamp<int64_t>(d.seconds(), 0, kMaxDurationSeconds);
+  return std::chrono::milliseconds(seconds * 1000 + std::max(d.nanos(), 0) / 1000000);
 }
 
 // The HCM of the listener's (first) filter chain, if it has one.

@@ -1461,6 +1461,25 @@ void Worker::Impl::CloseUpstream(UpstreamConn* conn) {
   loop_->DeferDelete(std::unique_ptr<net::Deferred>(conn));
 }
 
+namespace {
+
+// Over the connection limit: a client gets a 503 it can act on rather than a bare close. What
+// it already sent is read first (unread bytes would turn the close into a RST that can destroy
+// the answer before it is read); nothing more is waited for.
+void RefuseOverflow(int fd) {
+  static constexpr std::string_view kAnswer =
+      "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain\r\ncontent-length: 31\r\n"
+      "connection: close\r\n\r\nproxy connection limit reached\n";
+  char sink[4096];
+  for (int i = 0; i < 16 && recv(fd, sink, sizeof sink, MSG_DONTWAIT) > 0; ++i) {
+  }
+  (void)send(fd, kAnswer.data(), kAnswer.size(), MSG_DONTWAIT | MSG_NOSIGNAL);
+  shutdown(fd, SHUT_WR);
+  close(fd);
+}
+
+}  // namespace
+
 void Worker::Impl::Accept(ListenerRuntime* listener) {
   for (;;) {
     int fd = accept4(listener->fd, nullptr, nullptr, SOCK_NONBLOCK | SOCK_CLOEXEC);
@@ -1474,7 +1493,7 @@ void Worker::Impl::Accept(ListenerRuntime* listener) {
     }
     if (options_.max_connections != 0 && connection_count_ >= options_.max_connections) {
       listener->stats->cx_overflow.Inc();
-      close(fd);
+      RefuseOverflow(fd);
       continue;
     }
     int one = 1;

@@ -36,9 +36,10 @@ constexpr char kDeltaMethod[] =
 // gRPC's INVALID_ARGUMENT, the code Envoy puts in a NACK's error_detail.
 constexpr int kInvalidArgument = 3;
 
-grpc_client::StreamOptions StreamOptions() {
+grpc_client::StreamOptions StreamOptions(const bootstrap::v1::Xds& config) {
   grpc_client::StreamOptions options;
   options.user_agent = "weft-proxy";
+  if (config.max_message_bytes() != 0) options.max_message_bytes = config.max_message_bytes();
   return options;
 }
 
@@ -106,6 +107,7 @@ bool XdsClient::OpenStream(grpc_client::Stream* stream, const std::string& serve
 
 void XdsClient::EndStream(const std::string& server, const absl::Status& status,
                           bool was_connected) {
+  if (status.code() == absl::StatusCode::kResourceExhausted) ++stats_.oversized_responses;
   if (was_connected) {
     ++stats_.disconnects;
     WEFT_LOG(kWarning) << "xds: stream to " << server << " ended: " << status.message()
@@ -200,7 +202,7 @@ void ReleaseUpdate(Response* resp) {
 }  // namespace
 
 void XdsClient::RunSotw(const std::string& server) {
-  grpc_client::Stream stream(StreamOptions());
+  grpc_client::Stream stream(StreamOptions(config_));
   if (!OpenStream(&stream, server, kSotwMethod)) return;
   struct Track {
     std::string version;
@@ -272,7 +274,7 @@ void XdsClient::RunSotw(const std::string& server) {
 }
 
 void XdsClient::RunDelta(const std::string& server) {
-  grpc_client::Stream stream(StreamOptions());
+  grpc_client::Stream stream(StreamOptions(config_));
   if (!OpenStream(&stream, server, kDeltaMethod)) return;
   std::array<std::set<std::string>, xds::kResourceTypeCount> subscribed;
   std::array<bool, xds::kResourceTypeCount> answered{};

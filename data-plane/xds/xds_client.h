@@ -28,6 +28,8 @@ struct XdsClientStats {
   std::atomic<uint64_t> disconnects{0};
   std::atomic<uint64_t> updates_accepted{0};
   std::atomic<uint64_t> updates_rejected{0};
+  // Streams ended because a response exceeded xds.max_message_bytes.
+  std::atomic<uint64_t> oversized_responses{0};
   std::atomic<bool> connected{false};
 };
 

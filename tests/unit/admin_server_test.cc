@@ -185,6 +185,36 @@ TEST_CASE("Query strings are split and percent-decoded") {
                  {"a", "1"}, {"b", "x y"}, {"c", "hello world"}, {"d", ""}, {"e", ""}});
 }
 
+TEST_CASE("ParseRequest frames one request at a time, as the server loop consumes them") {
+  std::string in =
+      "POST /logging?level=debug HTTP/1.1\r\nHost: a\r\nContent-Length: 3\r\n\r\nabc"
+      "GET /x HTTP/1.0\r\n\r\n";
+  ParsedRequest first;
+  REQUIRE(ParseRequest(in, &first) == ParseOutcome::kDone);
+  CHECK(first.request.method == "POST");
+  CHECK(first.request.path == "/logging");
+  CHECK(first.request.Query("level") == "debug");
+  CHECK(first.request.body == "abc");
+  CHECK(first.keep_alive);
+  ParsedRequest second;
+  REQUIRE(ParseRequest(std::string_view(in).substr(first.consumed), &second) ==
+          ParseOutcome::kDone);
+  CHECK(second.http10);
+  CHECK_FALSE(second.keep_alive);
+  CHECK(first.consumed + second.consumed == in.size());
+
+  ParsedRequest waiting;
+  CHECK(ParseRequest("POST / HTTP/1.1\r\nExpect: 100-continue\r\nContent-Length: 9\r\n\r\nab",
+                     &waiting) == ParseOutcome::kBodyIncomplete);
+  CHECK(waiting.expect_continue);
+  ParsedRequest partial;
+  CHECK(ParseRequest("GET / HTTP/1.1\r\nHost:", &partial) == ParseOutcome::kIncomplete);
+  ParsedRequest bad;
+  CHECK(ParseRequest("GET / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 1\r\n\r\n",
+                     &bad) == ParseOutcome::kError);
+  CHECK(bad.error_status == 400);
+}
+
 TEST_CASE("Start rejects bad addresses and routes") {
   CHECK_FALSE(AdminServer::Start("nonsense", TestRoutes()).ok());
   std::vector<Route> no_slash;

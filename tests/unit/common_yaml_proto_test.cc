@@ -220,3 +220,24 @@ TEST_CASE("JsonWithout drops one top-level field wherever it stands") {
 }
 }  // namespace
 }  // namespace weft
+
+namespace weft {
+namespace {
+// yaml-cpp alone never returns on these: it starts empty documents at the stray comma forever
+// (found by fuzz/targets/config_yaml_fuzz; the inputs are also in its corpus).
+TEST_CASE("a stray ',' where a document starts is a syntax error, not a hang") {
+  for (std::string_view text : {",", ", a", "---\n,", "[a]\n,", "kind: Service\n---\n  ,\n"}) {
+    auto docs = ParseYamlDocuments(text, "c.yaml");
+    INFO(text);
+    REQUIRE_FALSE(docs.ok());
+    CHECK(docs.status().message().find("c.yaml:") == 0);
+    CHECK(docs.status().message().find("unexpected ','") != std::string_view::npos);
+  }
+  // Commas where YAML allows them still parse.
+  for (std::string_view text : {"a: [1,]", "a: {b: 1,}", "a, b", "a: b\n  ,"}) {
+    INFO(text);
+    CHECK(ParseYamlDocuments(text, "c.yaml").ok());
+  }
+}
+}  // namespace
+}  // namespace weft

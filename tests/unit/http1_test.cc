@@ -833,6 +833,20 @@ TEST_CASE("Chunked: malformed bodies are refused wherever they are split") {
       {"CTL in trailer", "0\r\nX: a\x7f\r\n\r\n"},
       {"NUL in trailer", "0\r\nX: \0\r\n\r\n"s},
       {"long extension", "5;" + std::string(5000, 'e') + "\r\nhello\r\n0\r\n\r\n"},
+      // Found by the differential test against llhttp (tests/differential): extensions and
+      // trailer lines outside the grammar were passed on; a strict next hop refuses them and a
+      // lenient one may read them its own way.
+      {"space inside extension name", "0;kikk 3\r\n\r\n"},
+      {"empty extension name", "5;\r\nhello\r\n0\r\n\r\n"},
+      {"extension name not a token", "5;a@b\r\nhello\r\n0\r\n\r\n"},
+      {"extension without value", "5;a=\r\nhello\r\n0\r\n\r\n"},
+      {"extension value not a token", "5;a=b/c\r\nhello\r\n0\r\n\r\n"},
+      {"unterminated quoted extension", "5;a=\"b\r\nhello\r\n0\r\n\r\n"},
+      {"text after quoted extension", "5;a=\"b\"c\r\nhello\r\n0\r\n\r\n"},
+      {"trailer without colon", "0\r\nH\r\n\r\n"},
+      {"trailer with empty name", "0\r\n: v\r\n\r\n"},
+      {"trailer name not a token", "0\r\n/u\x9b: v\r\n\r\n"},
+      {"space before trailer colon", "0\r\nX : v\r\n\r\n"},
       {"long trailers", "0\r\nX: " + std::string(100, 't') + "\r\nY: z\r\n\r\n", 64},
   };
   for (const Case& c : cases) {
@@ -847,6 +861,15 @@ TEST_CASE("Chunked: malformed bodies are refused wherever they are split") {
   // The default bound.
   CHECK(ScanWhole("0\r\nX: " + std::string(60 * 1024, 't') + "\r\n\r\n").result ==
         ChunkedScanner::Result::kError);
+}
+
+TEST_CASE("Chunked: extensions in every form the grammar allows") {
+  for (std::string ext : {";a", ";a=b", ";a = b", "; a", ";a;b=c;d", ";a=\"q \\\" ;=\"",
+                          ";a=\"\"", ";a=b ;c", ";a\t=\t\"x\"\t"}) {
+    INFO(ext);
+    CHECK(ScanWhole("5" + ext + "\r\nhello\r\n0" + ext + "\r\nX-T: v\r\nE:\r\n\r\n").result ==
+          ChunkedScanner::Result::kDone);
+  }
 }
 
 TEST_CASE("Chunked: bounds are inclusive") {

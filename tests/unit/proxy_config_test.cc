@@ -297,3 +297,26 @@ TEST_CASE("proxy config: static resources are held to the checks of an xDS respo
 
 }  // namespace
 }  // namespace weft::proxy
+
+namespace weft::proxy {
+namespace {
+// The largest valid Duration (10 000 years) overflowed the millisecond conversion, and deadline
+// arithmetic in nanoseconds would too: timeouts are clamped to 10 years, "forever" for a proxy
+// (found by fuzz/targets/xds_resource_fuzz).
+TEST_CASE("proxy config: huge timeouts are clamped instead of overflowing") {
+  Inputs in;
+  Add<envoy::config::cluster::v3::Cluster>(&in.clusters, R"(
+name: slow
+type: STATIC
+connect_timeout: 315576000000s
+load_assignment:
+  cluster_name: slow
+  endpoints: [{lb_endpoints: [{endpoint: {address: {socket_address: {address: 10.0.0.1, port_value: 80}}}}]}]
+)");
+  auto config = in.Build();
+  REQUIRE(config->clusters.count("slow") == 1);
+  CHECK(config->clusters.at("slow")->connect_timeout ==
+        std::chrono::seconds(int64_t{10} * 365 * 24 * 3600));
+}
+}  // namespace
+}  // namespace weft::proxy

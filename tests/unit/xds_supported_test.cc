@@ -185,3 +185,29 @@ filter_chains:
 
 }  // namespace
 }  // namespace weft::xds
+
+namespace weft::xds {
+namespace {
+// Binary xDS can carry Durations protobuf calls invalid (its JSON parser refuses them, so YAML
+// cannot); one of 2^63 ms overflowed BuildProxyConfig's arithmetic (found by
+// fuzz/targets/xds_resource_fuzz, input in fuzz/corpus/xds_cluster_fuzz/crash-duration-overflow).
+TEST_CASE("supported fields: a Duration outside protobuf's range is refused with its path") {
+  envoy::config::cluster::v3::Cluster c;
+  c.set_name("c");
+  c.mutable_connect_timeout()->set_seconds(int64_t{1} << 62);
+  CHECK(Unsupported(c) == std::vector<std::string>{"connect_timeout.seconds: out of range for a "
+                                                   "Duration (at most 315576000000 either way)"});
+  c.mutable_connect_timeout()->set_seconds(1);
+  c.mutable_connect_timeout()->set_nanos(-5);
+  CHECK(Unsupported(c) ==
+        std::vector<std::string>{"connect_timeout.nanos: must have the sign of seconds"});
+  c.mutable_connect_timeout()->set_nanos(1'000'000'000);
+  CHECK(Unsupported(c) ==
+        std::vector<std::string>{
+            "connect_timeout.nanos: out of range for a Duration (at most 999999999 either way)"});
+  c.mutable_connect_timeout()->set_seconds(315'576'000'000);
+  c.mutable_connect_timeout()->set_nanos(999'999'999);
+  CHECK(Unsupported(c).empty());
+}
+}  // namespace
+}  // namespace weft::xds
