@@ -96,6 +96,14 @@ bool HopByHop(std::string_view name, const std::vector<std::string_view>& nomina
   return false;
 }
 
+// RFC 9110 §9.2.2: the methods whose repetition has the effect of one request.
+bool IsIdempotent(std::string_view method) {
+  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+    if (method == m) return true;
+  }
+  return false;
+}
+
 class HeaderList final : public router::MutableHeaders {
  public:
   void Reset() {
@@ -447,7 +455,12 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
     std::string upstream_head;  // kept for a retry while nothing of the body went out
     std::string upgrade;        // the Upgrade asked for, when the listener allows it
     uint32_t retries_left = 0;
+    uint32_t retry_on = 0;  // the route's router::retry_on bits
     bool reused_connection = false;
+    // Some byte of this request was handed to an upstream socket (by any attempt), so it may
+    // have reached the application: only an idempotent method or the route's retry policy
+    // allows sending it again (RFC 9110 §9.2.2).
+    bool sent = false;
     Clock::time_point deadline = Clock::time_point::max();
 
     bool response_started = false;
@@ -466,6 +479,9 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   void ForwardRequestBody();
   bool Dispatch();
   void ConnectFailed(const char* why);
+  // Sends the request again to another pick, if the retry policy has a retry left and the
+  // request is still whole in memory.
+  bool Retry();
   void ReadUpstream();
   void ProcessResponse();
   void StartTunnel(const http1::MessageHead& head);
@@ -759,6 +775,7 @@ void HttpConnection::StartRequest() {
     if (action->retry_policy->retry_on &
         (kConnectFailure | kReset | kResetBeforeRequest | k5xx | kGatewayError)) {
       rq.retries_left = action->retry_policy->num_retries;
+      rq.retry_on = action->retry_policy->retry_on;
     }
   }
 
@@ -867,7 +884,12 @@ void HttpConnection::ConnectFailed(const char* why) {
     up_ = nullptr;
     worker_->CloseUpstream(dead);
   }
-  // Retry on another pick while the request is still whole in memory.
+  // Nothing reached the upstream: any method may go to another pick.
+  if (!Retry()) SendLocal(503, "upstream connect error\n", {}, "UF");
+}
+
+bool HttpConnection::Retry() {
+  Request& rq = *rq_;
   if (rq.retries_left > 0 && rq.body_done && !rq.upstream_head.empty()) {
     --rq.retries_left;
     rq.cluster->stats->rq_retry.Inc();
@@ -882,10 +904,10 @@ void HttpConnection::ConnectFailed(const char* why) {
       if (rq.host_stats) rq.host_stats->http.rq_active.Add(1);
       rq.cluster->lb->OnRequestStart(*host);
       if (Dispatch()) WriteUpstream();
-      return;
+      return true;
     }
   }
-  SendLocal(503, "upstream connect error\n", {}, "UF");
+  return false;
 }
 
 void HttpConnection::ForwardRequestBody() {
@@ -919,9 +941,12 @@ void HttpConnection::ForwardRequestBody() {
 
 void HttpConnection::WriteUpstream() {
   if (up_ == nullptr || !up_->connected_) return;
-  if (!worker_->loop_->Write(up_->fd_, up_->out_)) {
-    UpstreamGone();
-  }
+  const size_t before = up_->out_.size();
+  const bool ok = worker_->loop_->Write(up_->fd_, up_->out_);
+  // What left the buffer went to the socket, or to the ring, which may deliver it: either way
+  // it may reach the upstream.
+  if (rq_ && up_->out_.size() < before) rq_->sent = true;
+  if (!ok) UpstreamGone();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1192,16 +1217,20 @@ void HttpConnection::UpstreamGone() {
   if (up != nullptr) worker_->CloseUpstream(up);
   rq.cluster->stats->rq_reset.Inc();
   if (!rq.response_started) {
-    // A pooled connection the server had just closed: nothing was processed, replay once.
-    if (rq.reused_connection && rq.body_done && !rq.upstream_head.empty()) {
+    // A pooled connection the server had just closed, before any byte of the request went
+    // out: nothing can have been processed, so an idempotent request is sent again, once.
+    // Anything that was written may have been acted on (RFC 9110 §9.2.2): only the route's
+    // retry policy can ask for it to be sent again.
+    const bool replayable = rq.body_done && !rq.upstream_head.empty();
+    if (rq.reused_connection && !rq.sent && replayable && IsIdempotent(rq.method)) {
       rq.reused_connection = false;
       if (Dispatch()) WriteUpstream();
       return;
     }
-    if (rq.retries_left > 0 && rq.body_done && !rq.upstream_head.empty()) {
-      ConnectFailed("request");
-      return;
-    }
+    using namespace router::retry_on;
+    const bool policy_covers = (rq.retry_on & (kReset | k5xx | kGatewayError)) != 0 ||
+                               ((rq.retry_on & kResetBeforeRequest) != 0 && !rq.sent);
+    if (policy_covers && Retry()) return;
     rq.keep_alive = rq.keep_alive && rq.body_done;
     SendLocal(503, "upstream connect error or disconnect/reset before headers\n", {}, "UC");
     return;

@@ -24,6 +24,7 @@
 #include <thread>
 #include <vector>
 
+#include "data-plane/net/event_loop.h"
 #include "tests/e2e/e2e_util.h"
 #include "tests/support/http_client.h"
 #include "tests/support/process.h"
@@ -47,6 +48,14 @@ bool SendAll(int fd, std::string_view data) {
     data.remove_prefix(static_cast<size_t>(n));
   }
   return true;
+}
+
+// For --io-uring on: false (with a warning) where this kernel refuses io_uring.
+bool SendModeAvailable(const std::string& io_uring) {
+  if (io_uring != "on") return true;
+  auto loop = net::EventLoop::Create(net::SendMode::kUring);
+  if (!loop.ok()) WARN("io_uring unavailable, path not tested: " << loop.status().message());
+  return loop.ok();
 }
 
 // A request as the scripted upstream read it.
@@ -481,6 +490,69 @@ TEST_CASE("hostile: headers named in Connection do not cross the proxy, either w
   }
   // The connection itself stays usable.
   CHECK(client.Get("/again").status == 200);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 3: a request that may have reached the upstream is not sent again unless it may be.
+
+// /victim-* requests on a connection that already served one are read and then the connection
+// is closed without an answer (a server that closed a kept-alive connection just as the proxy
+// reused it); everything else, and a /victim-* request on a fresh connection, gets 200.
+void CloseReusedVictims(UpstreamConn& c) {
+  for (int served = 0;; ++served) {
+    auto r = c.ReadRequest();
+    if (!r) return;
+    if (served > 0 && r->RequestLine().find(" /victim") != std::string::npos) return;
+    if (!c.Ok()) return;
+  }
+}
+
+constexpr char kRetryRoutes[] =
+    "            - name: all\n"
+    "              domains: [\"*\"]\n"
+    "              routes:\n"
+    "              - match: { prefix: /victim-reset }\n"
+    "                route:\n"
+    "                  cluster: up\n"
+    "                  retry_policy: { retry_on: reset, num_retries: 1 }\n"
+    "              - match: { prefix: /victim-before }\n"
+    "                route:\n"
+    "                  cluster: up\n"
+    "                  retry_policy: { retry_on: reset-before-request, num_retries: 1 }\n"
+    "              - match: { prefix: / }\n"
+    "                route: { cluster: up }\n";
+
+TEST_CASE("hostile: a request is not replayed when the reused connection closes after it",
+          "[e2e][hostile]") {
+  const std::string io_uring = GENERATE("on", "off");
+  INFO("--io-uring " << io_uring);
+  if (!SendModeAvailable(io_uring)) return;
+  ScriptedUpstream up(CloseReusedVictims);
+  Proxy proxy("", kRetryRoutes, StaticCluster("up", up.port()), io_uring);
+  HttpClient client(proxy.port());
+  // Each case: a request that leaves a connection in the pool, then the victim on it.
+  auto victim = [&](const std::string& method, const std::string& path) {
+    REQUIRE(client.Get("/warm").status == 200);
+    return client.Request(method, path);
+  };
+
+  // A bodiless POST with no retry policy reached the upstream: it must not arrive twice.
+  ClientResponse r = victim("POST", "/victim-post");
+  CHECK(r.status == 503);
+  CHECK(up.Count("POST /victim-post HTTP/1.1") == 1);
+  // Nor an idempotent GET: once written it may have been acted on, and no policy asks.
+  r = victim("GET", "/victim-get");
+  CHECK(r.status == 503);
+  CHECK(up.Count("GET /victim-get HTTP/1.1") == 1);
+  // A retry policy that asks for retries on reset sends it again, even a POST.
+  r = victim("POST", "/victim-reset");
+  CHECK(r.status == 200);
+  CHECK(up.Count("POST /victim-reset HTTP/1.1") == 2);
+  // reset-before-request only covers requests that never went out.
+  r = victim("POST", "/victim-before");
+  CHECK(r.status == 503);
+  CHECK(up.Count("POST /victim-before HTTP/1.1") == 1);
+  CHECK(proxy.Metric("weft_proxy_cluster_upstream_rq_retry_total", {{"cluster", "up"}}) == 1);
 }
 
 }  // namespace
