@@ -683,6 +683,17 @@ TEST_CASE("Malformed responses are refused") {
   }
 }
 
+TEST_CASE("A response that cannot become HTTP is refused from its first bytes") {
+  for (std::string_view data : {"xyz", "NOT HTTP", "SSH-2.0-Open", "HTTX", "http/1.1 200"}) {
+    INFO(data);
+    CHECK(ResponseError(data) == 400);
+  }
+  for (std::string_view data : {"", "H", "HTT", "HTTP/", "HTTP/1.1 2"}) {
+    INFO(data);
+    CHECK(Response(data).status == ParseStatus::kIncomplete);
+  }
+}
+
 TEST_CASE("Every prefix of a response is incomplete until the head ends") {
   const std::string head =
       "HTTP/1.1 200 OK\r\nContent-Type: text/plain; charset=utf-8\r\n"
@@ -864,8 +875,8 @@ TEST_CASE("Chunked: malformed bodies are refused wherever they are split") {
 }
 
 TEST_CASE("Chunked: extensions in every form the grammar allows") {
-  for (std::string ext : {";a", ";a=b", ";a = b", "; a", ";a;b=c;d", ";a=\"q \\\" ;=\"",
-                          ";a=\"\"", ";a=b ;c", ";a\t=\t\"x\"\t"}) {
+  for (std::string ext : {";a", ";a=b", ";a = b", "; a", ";a;b=c;d", ";a=\"q \\\" ;=\"", ";a=\"\"",
+                          ";a=b ;c", ";a\t=\t\"x\"\t"}) {
     INFO(ext);
     CHECK(ScanWhole("5" + ext + "\r\nhello\r\n0" + ext + "\r\nX-T: v\r\nE:\r\n\r\n").result ==
           ChunkedScanner::Result::kDone);
