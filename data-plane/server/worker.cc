@@ -464,6 +464,10 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
     Clock::time_point deadline = Clock::time_point::max();
 
     bool response_started = false;
+    // Some of the response head has left for the client (flushed, or queued on the ring):
+    // until then a broken response can still be answered with a 502.
+    bool response_flushed = false;
+    size_t response_mark = 0;  // out_'s size before the response head was appended
     int status = 0;
     http1::BodyKind response_body = http1::BodyKind::kNone;
     uint64_t response_remaining = 0;
@@ -490,6 +494,11 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   void SendLocal(int status, std::string_view body, std::string_view extra_headers = {},
                  const char* flags = "-");
   void SendError(int status, std::string_view reason);
+  // Answers what the client sent so far (a request may not have started) and closes.
+  void RefuseAndClose(int status, std::string_view body, const char* flags);
+  // Aborts the connection with a reset, so the client cannot take a truncated response for a
+  // whole one; the access log says why (`flags`).
+  void Reset(const char* flags);
   void FinishRequest();
   void ReleaseUpstream(bool reusable);
   void CloseAfterFlush();
@@ -613,6 +622,10 @@ void HttpConnection::Process() {
 void HttpConnection::SendError(int status, std::string_view reason) {
   listener_->stats->http_parse_error.Inc();
   WEFT_LOG(kDebug) << "listener " << listener_->config->name << ": " << status << " " << reason;
+  RefuseAndClose(status, absl::StrCat(Sv(reason), "\n"), "DPE");
+}
+
+void HttpConnection::RefuseAndClose(int status, std::string_view body, const char* flags) {
   if (!rq_) {
     rq_.emplace();
     rq_->start = worker_->loop_->now();
@@ -620,7 +633,7 @@ void HttpConnection::SendError(int status, std::string_view reason) {
     listener_->stats->http.rq_active.Add(1);
   }
   rq_->keep_alive = false;
-  SendLocal(status, absl::StrCat(Sv(reason), "\n"), {}, "DPE");
+  SendLocal(status, body, {}, flags);
 }
 
 void HttpConnection::StartRequest() {
@@ -1033,6 +1046,7 @@ void HttpConnection::ProcessResponse() {
     }
     if (status == http1::ParseStatus::kError) {
       rq.cluster->stats->rq_reset.Inc();
+      rq.cluster->stats->cx_protocol_error.Inc();
       up_ = nullptr;
       worker_->CloseUpstream(up);
       rq.keep_alive = rq.keep_alive && rq.body_done;
@@ -1096,6 +1110,7 @@ void HttpConnection::ProcessResponse() {
       scratch_ += "connection: keep-alive\r\n";
     }
     scratch_ += "\r\n";
+    rq.response_mark = out_.size();
     out_.Append(scratch_);
     up->in_.Consume(head.head_size);
   }
@@ -1116,7 +1131,17 @@ void HttpConnection::ProcessResponse() {
       auto result = rq.response_chunked.Scan(data, &take);
       if (result == http1::ChunkedScanner::Result::kError) {
         rq.cluster->stats->rq_reset.Inc();
-        Close();  // the client already has part of the response: only a reset can say so
+        rq.cluster->stats->cx_protocol_error.Inc();
+        if (rq.response_flushed) {
+          Reset("UPE");  // the client has part of the response: only a reset can say so
+          return;
+        }
+        // Nothing of it has left: take the head back and answer for the upstream.
+        out_.Truncate(rq.response_mark);
+        up_ = nullptr;
+        worker_->CloseUpstream(up);
+        rq.keep_alive = rq.keep_alive && rq.body_done;
+        SendLocal(502, "upstream sent an invalid response\n", {}, "UPE");
         return;
       }
       done = result == http1::ChunkedScanner::Result::kDone;
@@ -1235,7 +1260,7 @@ void HttpConnection::UpstreamGone() {
     SendLocal(503, "upstream connect error or disconnect/reset before headers\n", {}, "UC");
     return;
   }
-  Close();
+  Reset("UC");
 }
 
 void HttpConnection::ReleaseUpstream(bool reusable) {
@@ -1336,6 +1361,7 @@ void HttpConnection::AccessLog() {
 
 void HttpConnection::Flush() {
   if (closed_) return;
+  if (rq_ && rq_->response_started && !out_.empty()) rq_->response_flushed = true;
   if (!out_.empty() && !worker_->loop_->Write(fd_, out_)) {
     if (rq_) listener_->stats->downstream_rq_rx_reset.Inc();
     Close();
@@ -1354,6 +1380,17 @@ void HttpConnection::Flush() {
     linger_deadline_ = worker_->loop_->now() + kLingerTime;
     if (peer_eof_) Close();
   }
+}
+
+void HttpConnection::Reset(const char* flags) {
+  if (rq_) {
+    rq_->flags = flags;
+    AccessLog();
+  }
+  // SO_LINGER with a zero timeout: close(2) sends RST and drops what is unsent.
+  linger abort{1, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  Close();
 }
 
 void HttpConnection::CloseAfterFlush() {
@@ -1413,7 +1450,7 @@ void HttpConnection::CheckTimeouts(Clock::time_point now) {
         rq.keep_alive = false;
         SendLocal(504, "upstream request timeout\n", {}, "UT");
       } else {
-        Close();
+        Reset("UT");
       }
     }
     return;
@@ -1421,8 +1458,10 @@ void HttpConnection::CheckTimeouts(Clock::time_point now) {
   const auto& settings = listener_->config->http;
   if (head_started_ != Clock::time_point{} && settings.request_headers_timeout.count() > 0 &&
       now - head_started_ >= settings.request_headers_timeout) {
-    listener_->stats->http_parse_error.Inc();
-    Close();
+    listener_->stats->downstream_rq_header_timeout.Inc();
+    listener_->stats->http.rq_timeout.Inc();
+    head_started_ = {};
+    RefuseAndClose(408, "request headers timeout\n", "-");
     return;
   }
   if (settings.idle_timeout.count() > 0 && now - idle_since_ >= settings.idle_timeout) {

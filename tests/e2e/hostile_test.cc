@@ -50,6 +50,48 @@ bool SendAll(int fd, std::string_view data) {
   return true;
 }
 
+int Connect(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(port));
+  if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+    close(fd);
+    return -1;
+  }
+  return fd;
+}
+
+// Everything a client connection receives until the peer ends it, and how it ended.
+struct Received {
+  std::string bytes;
+  bool reset = false;      // ECONNRESET: the peer aborted the connection
+  bool timed_out = false;  // neither EOF nor reset within the wait
+};
+Received ReceiveUntilEnd(int fd, milliseconds wait = seconds(5)) {
+  Received r;
+  auto deadline = std::chrono::steady_clock::now() + wait;
+  char buf[64 * 1024];
+  for (;;) {
+    auto left =
+        std::chrono::duration_cast<milliseconds>(deadline - std::chrono::steady_clock::now());
+    pollfd p{fd, POLLIN, 0};
+    if (left.count() <= 0 || poll(&p, 1, static_cast<int>(left.count())) <= 0) {
+      r.timed_out = true;
+      return r;
+    }
+    ssize_t n = recv(fd, buf, sizeof buf, 0);
+    if (n > 0) {
+      r.bytes.append(buf, static_cast<size_t>(n));
+      continue;
+    }
+    if (n < 0 && errno == EINTR) continue;
+    r.reset = n < 0 && errno == ECONNRESET;
+    return r;
+  }
+}
+
 // For --io-uring on: false (with a warning) where this kernel refuses io_uring.
 bool SendModeAvailable(const std::string& io_uring) {
   if (io_uring != "on") return true;
@@ -553,6 +595,128 @@ TEST_CASE("hostile: a request is not replayed when the reused connection closes 
   CHECK(r.status == 503);
   CHECK(up.Count("POST /victim-before HTTP/1.1") == 1);
   CHECK(proxy.Metric("weft_proxy_cluster_upstream_rq_retry_total", {{"cluster", "up"}}) == 1);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 8: timeouts and broken upstreams get the answer that says what happened.
+
+TEST_CASE("hostile: a client that never finishes its head gets 408, counted as a timeout",
+          "[e2e][hostile]") {
+  ScriptedUpstream up(ServeOk);
+  Proxy proxy("          request_headers_timeout: 0.3s\n", kAllToUp,
+              StaticCluster("up", up.port()));
+  int fd = Connect(proxy.port());
+  REQUIRE(fd >= 0);
+  auto start = std::chrono::steady_clock::now();
+  REQUIRE(SendAll(fd, "GET /slow HTTP/1.1\r\nHost: a\r\nX-Half: "));
+  Received r = ReceiveUntilEnd(fd);
+  auto took = std::chrono::steady_clock::now() - start;
+  close(fd);
+  INFO(r.bytes);
+  CHECK(r.bytes.rfind("HTTP/1.1 408 ", 0) == 0);
+  CHECK(r.bytes.find("connection: close\r\n") != std::string::npos);
+  CHECK_FALSE(r.timed_out);
+  CHECK(took >= milliseconds(250));
+  CHECK(took < seconds(2));
+  CHECK(proxy.Metric("weft_proxy_listener_rq_timeout_total", {{"listener", "http"}}) == 1);
+  CHECK(proxy.Metric("weft_proxy_listener_downstream_rq_header_timeout_total",
+                     {{"listener", "http"}}) == 1);
+  CHECK(proxy.Metric("weft_proxy_listener_http_parse_error_total", {{"listener", "http"}}) == 0);
+  CHECK(proxy.AccessLog(1).find("\"response_code\":408") != std::string::npos);
+  CHECK(up.requests().empty());
+}
+
+// Misbehaviour by path: what the upstream answers instead of a valid response.
+void BrokenResponses(UpstreamConn& c) {
+  while (auto r = c.ReadRequest()) {
+    const std::string line = r->RequestLine();
+    auto is = [&](std::string_view path) {
+      return line.find(" " + std::string(path) + " ") != std::string::npos;
+    };
+    if (is("/garbage-line")) {
+      c.Send("SSH-2.0-OpenSSH_9.2\r\n\r\n");
+    } else if (is("/garbage-close")) {
+      c.Send("NOT HTTP");
+      return;
+    } else if (is("/garbage-open")) {
+      c.Send("xyz");  // no line end, and the connection stays open
+    } else if (is("/chunked-bad-early")) {
+      c.Send("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\nzz\r\n");
+    } else if (is("/chunked-bad-late")) {
+      c.Send("HTTP/1.1 200 OK\r\ntransfer-encoding: chunked\r\n\r\n5\r\nhello\r\n");
+      std::this_thread::sleep_for(milliseconds(300));
+      c.Send("zz\r\n");
+    } else {
+      c.Ok();
+      continue;
+    }
+    // Wait for the proxy to give up on this connection.
+    while (c.ReadRequest()) {
+    }
+    return;
+  }
+}
+
+TEST_CASE("hostile: an upstream that does not speak HTTP gets the client a 502, flagged UPE",
+          "[e2e][hostile]") {
+  ScriptedUpstream up(BrokenResponses);
+  Proxy proxy("", kAllToUp, StaticCluster("up", up.port()));
+  int cases = 0;
+  for (std::string path : {"/garbage-line", "/garbage-close", "/garbage-open"}) {
+    INFO(path);
+    ++cases;
+    HttpClient client(proxy.port());
+    auto start = std::chrono::steady_clock::now();
+    ClientResponse r = client.Get(path);
+    CHECK(r.status == 502);
+    // Not after the route timeout (15 s): as soon as the first bytes cannot be HTTP.
+    CHECK(std::chrono::steady_clock::now() - start < seconds(2));
+    // The client's connection is fine.
+    CHECK(client.Get("/fine").status == 200);
+  }
+  CHECK(proxy.Metric("weft_proxy_cluster_upstream_cx_protocol_error_total", {{"cluster", "up"}}) ==
+        cases);
+  std::string log = proxy.AccessLog(2 * cases);
+  INFO(log);
+  CHECK(std::count(log.begin(), log.end(), '\n') == 2 * cases);
+  size_t flagged = 0;
+  for (size_t at = 0;
+       (at = log.find("\"response_code\":502,\"response_flags\":\"UPE\"", at)) != std::string::npos;
+       ++at) {
+    ++flagged;
+  }
+  CHECK(flagged == static_cast<size_t>(cases));
+}
+
+TEST_CASE("hostile: a malformed chunked response is a 502 before its head left, a reset after",
+          "[e2e][hostile]") {
+  ScriptedUpstream up(BrokenResponses);
+  Proxy proxy("", kAllToUp, StaticCluster("up", up.port()));
+  {
+    // The whole broken response arrives at once: the client has seen nothing of it yet.
+    HttpClient client(proxy.port());
+    ClientResponse r = client.Get("/chunked-bad-early");
+    CHECK(r.status == 502);
+    CHECK(client.Get("/fine").status == 200);
+  }
+  {
+    // The head and a chunk went out before the bad chunk came: only a reset can tell the client
+    // that the response is broken (a clean close would read as a complete until-close body to
+    // some clients, and as an empty reply to others).
+    int fd = Connect(proxy.port());
+    REQUIRE(fd >= 0);
+    REQUIRE(SendAll(fd, "GET /chunked-bad-late HTTP/1.1\r\nHost: a\r\n\r\n"));
+    Received r = ReceiveUntilEnd(fd);
+    close(fd);
+    INFO(r.bytes);
+    CHECK(r.bytes.rfind("HTTP/1.1 200 OK\r\n", 0) == 0);
+    CHECK(r.bytes.find("5\r\nhello\r\n") != std::string::npos);
+    CHECK(r.reset);
+  }
+  CHECK(proxy.Metric("weft_proxy_cluster_upstream_cx_protocol_error_total", {{"cluster", "up"}}) ==
+        2);
+  CHECK(proxy.AccessLog(3).find("\"response_code\":502,\"response_flags\":\"UPE\"") !=
+        std::string::npos);
 }
 
 }  // namespace
