@@ -21,6 +21,7 @@
 #include "common/log.h"
 #include "common/proto_util.h"
 #include "common/strings.h"
+#include "data-plane/http/path/path.h"
 #include "data-plane/net/event_loop.h"
 #include "data-plane/net/socket.h"
 
@@ -82,6 +83,25 @@ bool UpgradeAllowed(std::string_view type,
     if (http1::EqualsIgnoreCase(type, name)) return enabled;
   }
   return configured->second;
+}
+
+// Whether a header stays on this hop: the standard hop-by-hop set and whatever the message's
+// Connection headers name (RFC 9110 §7.6.1, `nominated`). Host is needed to route whatever a
+// client lists.
+bool HopByHop(std::string_view name, const std::vector<std::string_view>& nominated) {
+  if (http1::IsHopByHop(name)) return true;
+  for (std::string_view n : nominated) {
+    if (http1::EqualsIgnoreCase(n, name)) return !http1::EqualsIgnoreCase(name, "host");
+  }
+  return false;
+}
+
+// RFC 9110 §9.2.2: the methods whose repetition has the effect of one request.
+bool IsIdempotent(std::string_view method) {
+  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+    if (method == m) return true;
+  }
+  return false;
 }
 
 class HeaderList final : public router::MutableHeaders {
@@ -435,10 +455,19 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
     std::string upstream_head;  // kept for a retry while nothing of the body went out
     std::string upgrade;        // the Upgrade asked for, when the listener allows it
     uint32_t retries_left = 0;
+    uint32_t retry_on = 0;  // the route's router::retry_on bits
     bool reused_connection = false;
+    // Some byte of this request was handed to an upstream socket (by any attempt), so it may
+    // have reached the application: only an idempotent method or the route's retry policy
+    // allows sending it again (RFC 9110 §9.2.2).
+    bool sent = false;
     Clock::time_point deadline = Clock::time_point::max();
 
     bool response_started = false;
+    // Some of the response head has left for the client (flushed, or queued on the ring):
+    // until then a broken response can still be answered with a 502.
+    bool response_flushed = false;
+    size_t response_mark = 0;  // out_'s size before the response head was appended
     int status = 0;
     http1::BodyKind response_body = http1::BodyKind::kNone;
     uint64_t response_remaining = 0;
@@ -454,6 +483,9 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   void ForwardRequestBody();
   bool Dispatch();
   void ConnectFailed(const char* why);
+  // Sends the request again to another pick, if the retry policy has a retry left and the
+  // request is still whole in memory.
+  bool Retry();
   void ReadUpstream();
   void ProcessResponse();
   void StartTunnel(const http1::MessageHead& head);
@@ -462,6 +494,11 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   void SendLocal(int status, std::string_view body, std::string_view extra_headers = {},
                  const char* flags = "-");
   void SendError(int status, std::string_view reason);
+  // Answers what the client sent so far (a request may not have started) and closes.
+  void RefuseAndClose(int status, std::string_view body, const char* flags);
+  // Aborts the connection with a reset, so the client cannot take a truncated response for a
+  // whole one; the access log says why (`flags`).
+  void Reset(const char* flags);
   void FinishRequest();
   void ReleaseUpstream(bool reusable);
   void CloseAfterFlush();
@@ -496,6 +533,7 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   http1::MessageHead response_head_;
   HeaderList response_headers_;
   HeaderList headers_;
+  std::vector<std::string_view> nominated_;  // what the current head's Connection names
   std::string scratch_;
   std::optional<Request> rq_;
   UpstreamConn* up_ = nullptr;
@@ -584,6 +622,10 @@ void HttpConnection::Process() {
 void HttpConnection::SendError(int status, std::string_view reason) {
   listener_->stats->http_parse_error.Inc();
   WEFT_LOG(kDebug) << "listener " << listener_->config->name << ": " << status << " " << reason;
+  RefuseAndClose(status, absl::StrCat(Sv(reason), "\n"), "DPE");
+}
+
+void HttpConnection::RefuseAndClose(int status, std::string_view body, const char* flags) {
   if (!rq_) {
     rq_.emplace();
     rq_->start = worker_->loop_->now();
@@ -591,7 +633,7 @@ void HttpConnection::SendError(int status, std::string_view reason) {
     listener_->stats->http.rq_active.Add(1);
   }
   rq_->keep_alive = false;
-  SendLocal(status, absl::StrCat(Sv(reason), "\n"), {}, "DPE");
+  SendLocal(status, body, {}, flags);
 }
 
 void HttpConnection::StartRequest() {
@@ -601,7 +643,6 @@ void HttpConnection::StartRequest() {
   rq.start = now;
   rq.wall_start = std::chrono::system_clock::now();
   rq.method.assign(head_.method);
-  rq.path.assign(head_.target);
   rq.authority.assign(head_.host);
   rq.version_minor = head_.version_minor;
   rq.keep_alive = head_.keep_alive;
@@ -618,10 +659,23 @@ void HttpConnection::StartRequest() {
   listener_->stats->http.rq_active.Add(1);
   if (settings.request_timeout.count() > 0) rq.deadline = now + settings.request_timeout;
 
+  // One path for every matcher, rewrite and the upstream: origin-form (an absolute-form target
+  // without a path has "/"), normalised as the listener asks.
+  if (head_.path.empty() || head_.path[0] == '?') {
+    rq.path = absl::StrCat("/", Sv(head_.path));
+  } else if (!settings.path_normalization.any()) {
+    rq.path.assign(head_.path);
+  } else if (!http::NormalizePath(head_.path, settings.path_normalization, &rq.path)) {
+    rq.path.assign(head_.path);
+    SendError(400, "path cannot be normalized");
+    return;
+  }
+
   headers_.Reset();
   std::string_view request_id;
   for (const http1::Header& h : head_.headers) {
-    headers_.AddView(h.name, h.value);
+    // An absolute-form target's authority replaces Host (head_.host is that authority).
+    headers_.AddView(h.name, http1::EqualsIgnoreCase(h.name, "host") ? head_.host : h.value);
     if (http1::EqualsIgnoreCase(h.name, "x-request-id")) request_id = h.value;
     if (http1::EqualsIgnoreCase(h.name, "user-agent")) rq.user_agent.assign(h.value);
   }
@@ -640,7 +694,7 @@ void HttpConnection::StartRequest() {
   router::RequestView view;
   view.method = head_.method;
   view.authority = head_.host;
-  view.path = head_.target;
+  view.path = rq.path;
   view.headers = &headers_;
   view.random_value = worker_->random_.Next();
   const router::Route* route = rq.routes->Match(view);
@@ -734,20 +788,23 @@ void HttpConnection::StartRequest() {
     if (action->retry_policy->retry_on &
         (kConnectFailure | kReset | kResetBeforeRequest | k5xx | kGatewayError)) {
       rq.retries_left = action->retry_policy->num_retries;
+      rq.retry_on = action->retry_policy->retry_on;
     }
   }
 
   // The upstream request head: hop-by-hop headers go, framing is restated, then the route's
   // mutations apply.
-  std::string path = action->path_rewrite.empty() ? std::string(head_.target)
-                                                  : router::ApplyPathRewrite(*route, head_.target);
+  std::string path =
+      action->path_rewrite.empty() ? rq.path : router::ApplyPathRewrite(*route, rq.path);
   headers_.Reset();
+  nominated_.clear();
+  http1::ConnectionOptions(head_, &nominated_);
   for (const http1::Header& h : head_.headers) {
-    if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length") ||
+    if (HopByHop(h.name, nominated_) || http1::EqualsIgnoreCase(h.name, "content-length") ||
         http1::EqualsIgnoreCase(h.name, "expect")) {
       continue;
     }
-    headers_.AddView(h.name, h.value);
+    headers_.AddView(h.name, http1::EqualsIgnoreCase(h.name, "host") ? head_.host : h.value);
   }
   std::string_view host_rewrite = entry != nullptr && !entry->host_rewrite_literal.empty()
                                       ? std::string_view(entry->host_rewrite_literal)
@@ -840,7 +897,12 @@ void HttpConnection::ConnectFailed(const char* why) {
     up_ = nullptr;
     worker_->CloseUpstream(dead);
   }
-  // Retry on another pick while the request is still whole in memory.
+  // Nothing reached the upstream: any method may go to another pick.
+  if (!Retry()) SendLocal(503, "upstream connect error\n", {}, "UF");
+}
+
+bool HttpConnection::Retry() {
+  Request& rq = *rq_;
   if (rq.retries_left > 0 && rq.body_done && !rq.upstream_head.empty()) {
     --rq.retries_left;
     rq.cluster->stats->rq_retry.Inc();
@@ -855,10 +917,10 @@ void HttpConnection::ConnectFailed(const char* why) {
       if (rq.host_stats) rq.host_stats->http.rq_active.Add(1);
       rq.cluster->lb->OnRequestStart(*host);
       if (Dispatch()) WriteUpstream();
-      return;
+      return true;
     }
   }
-  SendLocal(503, "upstream connect error\n", {}, "UF");
+  return false;
 }
 
 void HttpConnection::ForwardRequestBody() {
@@ -892,9 +954,12 @@ void HttpConnection::ForwardRequestBody() {
 
 void HttpConnection::WriteUpstream() {
   if (up_ == nullptr || !up_->connected_) return;
-  if (!worker_->loop_->Write(up_->fd_, up_->out_)) {
-    UpstreamGone();
-  }
+  const size_t before = up_->out_.size();
+  const bool ok = worker_->loop_->Write(up_->fd_, up_->out_);
+  // What left the buffer went to the socket, or to the ring, which may deliver it: either way
+  // it may reach the upstream.
+  if (rq_ && up_->out_.size() < before) rq_->sent = true;
+  if (!ok) UpstreamGone();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -981,6 +1046,7 @@ void HttpConnection::ProcessResponse() {
     }
     if (status == http1::ParseStatus::kError) {
       rq.cluster->stats->rq_reset.Inc();
+      rq.cluster->stats->cx_protocol_error.Inc();
       up_ = nullptr;
       worker_->CloseUpstream(up);
       rq.keep_alive = rq.keep_alive && rq.body_done;
@@ -1016,8 +1082,12 @@ void HttpConnection::ProcessResponse() {
 
     HeaderList& response_headers = response_headers_;  // reused, as the parsed head
     response_headers.Reset();
+    nominated_.clear();
+    http1::ConnectionOptions(head, &nominated_);
     for (const http1::Header& h : head.headers) {
-      if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
+      if (HopByHop(h.name, nominated_) || http1::EqualsIgnoreCase(h.name, "content-length")) {
+        continue;
+      }
       response_headers.AddView(h.name, h.value);
     }
     if (rq.response_ops != nullptr) router::ApplyHeaderOps(*rq.response_ops, &response_headers);
@@ -1040,6 +1110,7 @@ void HttpConnection::ProcessResponse() {
       scratch_ += "connection: keep-alive\r\n";
     }
     scratch_ += "\r\n";
+    rq.response_mark = out_.size();
     out_.Append(scratch_);
     up->in_.Consume(head.head_size);
   }
@@ -1060,7 +1131,17 @@ void HttpConnection::ProcessResponse() {
       auto result = rq.response_chunked.Scan(data, &take);
       if (result == http1::ChunkedScanner::Result::kError) {
         rq.cluster->stats->rq_reset.Inc();
-        Close();  // the client already has part of the response: only a reset can say so
+        rq.cluster->stats->cx_protocol_error.Inc();
+        if (rq.response_flushed) {
+          Reset("UPE");  // the client has part of the response: only a reset can say so
+          return;
+        }
+        // Nothing of it has left: take the head back and answer for the upstream.
+        out_.Truncate(rq.response_mark);
+        up_ = nullptr;
+        worker_->CloseUpstream(up);
+        rq.keep_alive = rq.keep_alive && rq.body_done;
+        SendLocal(502, "upstream sent an invalid response\n", {}, "UPE");
         return;
       }
       done = result == http1::ChunkedScanner::Result::kDone;
@@ -1101,9 +1182,11 @@ void HttpConnection::StartTunnel(const http1::MessageHead& head) {
   rq.deadline = Clock::time_point::max();
   std::string_view upgrade = rq.upgrade;
   HeaderList response_headers;
+  nominated_.clear();
+  http1::ConnectionOptions(head, &nominated_);
   for (const http1::Header& h : head.headers) {
     if (http1::EqualsIgnoreCase(h.name, "upgrade")) upgrade = h.value;
-    if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
+    if (HopByHop(h.name, nominated_) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
     response_headers.AddView(h.name, h.value);
   }
   if (rq.response_ops != nullptr) router::ApplyHeaderOps(*rq.response_ops, &response_headers);
@@ -1159,21 +1242,25 @@ void HttpConnection::UpstreamGone() {
   if (up != nullptr) worker_->CloseUpstream(up);
   rq.cluster->stats->rq_reset.Inc();
   if (!rq.response_started) {
-    // A pooled connection the server had just closed: nothing was processed, replay once.
-    if (rq.reused_connection && rq.body_done && !rq.upstream_head.empty()) {
+    // A pooled connection the server had just closed, before any byte of the request went
+    // out: nothing can have been processed, so an idempotent request is sent again, once.
+    // Anything that was written may have been acted on (RFC 9110 §9.2.2): only the route's
+    // retry policy can ask for it to be sent again.
+    const bool replayable = rq.body_done && !rq.upstream_head.empty();
+    if (rq.reused_connection && !rq.sent && replayable && IsIdempotent(rq.method)) {
       rq.reused_connection = false;
       if (Dispatch()) WriteUpstream();
       return;
     }
-    if (rq.retries_left > 0 && rq.body_done && !rq.upstream_head.empty()) {
-      ConnectFailed("request");
-      return;
-    }
+    using namespace router::retry_on;
+    const bool policy_covers = (rq.retry_on & (kReset | k5xx | kGatewayError)) != 0 ||
+                               ((rq.retry_on & kResetBeforeRequest) != 0 && !rq.sent);
+    if (policy_covers && Retry()) return;
     rq.keep_alive = rq.keep_alive && rq.body_done;
     SendLocal(503, "upstream connect error or disconnect/reset before headers\n", {}, "UC");
     return;
   }
-  Close();
+  Reset("UC");
 }
 
 void HttpConnection::ReleaseUpstream(bool reusable) {
@@ -1274,6 +1361,7 @@ void HttpConnection::AccessLog() {
 
 void HttpConnection::Flush() {
   if (closed_) return;
+  if (rq_ && rq_->response_started && !out_.empty()) rq_->response_flushed = true;
   if (!out_.empty() && !worker_->loop_->Write(fd_, out_)) {
     if (rq_) listener_->stats->downstream_rq_rx_reset.Inc();
     Close();
@@ -1292,6 +1380,17 @@ void HttpConnection::Flush() {
     linger_deadline_ = worker_->loop_->now() + kLingerTime;
     if (peer_eof_) Close();
   }
+}
+
+void HttpConnection::Reset(const char* flags) {
+  if (rq_) {
+    rq_->flags = flags;
+    AccessLog();
+  }
+  // SO_LINGER with a zero timeout: close(2) sends RST and drops what is unsent.
+  linger abort{1, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  Close();
 }
 
 void HttpConnection::CloseAfterFlush() {
@@ -1351,7 +1450,7 @@ void HttpConnection::CheckTimeouts(Clock::time_point now) {
         rq.keep_alive = false;
         SendLocal(504, "upstream request timeout\n", {}, "UT");
       } else {
-        Close();
+        Reset("UT");
       }
     }
     return;
@@ -1359,8 +1458,10 @@ void HttpConnection::CheckTimeouts(Clock::time_point now) {
   const auto& settings = listener_->config->http;
   if (head_started_ != Clock::time_point{} && settings.request_headers_timeout.count() > 0 &&
       now - head_started_ >= settings.request_headers_timeout) {
-    listener_->stats->http_parse_error.Inc();
-    Close();
+    listener_->stats->downstream_rq_header_timeout.Inc();
+    listener_->stats->http.rq_timeout.Inc();
+    head_started_ = {};
+    RefuseAndClose(408, "request headers timeout\n", "-");
     return;
   }
   if (settings.idle_timeout.count() > 0 && now - idle_since_ >= settings.idle_timeout) {
