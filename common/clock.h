@@ -4,6 +4,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <string>
 
 namespace weft {
 
@@ -42,5 +43,8 @@ class FakeClock final : public Clock {
  private:
   std::atomic<int64_t> now_ns_;
 };
+
+// RFC 3339 in UTC with milliseconds ("2026-12-03T16:40:00.123Z"), for logs and admin output.
+std::string Iso8601(std::chrono::system_clock::time_point t);
 
 }  // namespace weft

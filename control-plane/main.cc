@@ -4,9 +4,11 @@
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cstdio>
 #include <fstream>
+#include <limits>
 #include <string>
 
 #include <grpcpp/impl/codegen/service_type.h>
@@ -63,6 +65,8 @@ int main(int argc, char** argv) {
   int64_t debounce_ms = 100;
   int64_t max_debounce_ms = 1000;
   int64_t max_request_bytes = 4 << 20;
+  int64_t max_api_request_bytes = 64 << 20;
+  bool insecure_serve_private_keys = false;
   weft::FlagSet flags("weft-cp", "[flags]");
   flags.String("config-dir", &config_dir,
                "directory of config files (Envoy filesystem-format resources), watched live");
@@ -78,7 +82,12 @@ int main(int argc, char** argv) {
   flags.Int("debounce-ms", &debounce_ms, "quiet period that batches bursts of config changes");
   flags.Int("max-debounce-ms", &max_debounce_ms, "upper bound on how long a change may wait");
   flags.Int("max-request-bytes", &max_request_bytes, "largest xDS request accepted");
+  flags.Int("max-api-request-bytes", &max_api_request_bytes,
+            "largest config API request accepted (an apply of every object at once)");
   flags.String("log-level", &log_level, "debug, info, warning, error or off");
+  flags.Bool("insecure-serve-private-keys", &insecure_serve_private_keys,
+             "serve inline private keys from --config-dir to the node groups their documents "
+             "name (node_groups); node identities are not authenticated: local development only");
   if (auto s = flags.Parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "weft-cp: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -106,6 +115,13 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  if (insecure_serve_private_keys) {
+    WEFT_LOG(kWarning) << "--insecure-serve-private-keys: inline private keys in --config-dir are "
+                          "served to the node groups their documents name. Node identities are "
+                          "not authenticated: any client naming such a node id or cluster gets "
+                          "them. For local development only.";
+  }
 
   weft::metrics::Registry registry;
   weft::cp::SnapshotCache cache;
@@ -142,13 +158,15 @@ int main(int argc, char** argv) {
           ->Get();
   std::unique_ptr<weft::cp::ConfigDirSource> source;
   if (!config_dir.empty()) {
-    auto created =
-        weft::cp::ConfigDirSource::Create(config_dir, [&](const weft::cp::ConfigDirState& state) {
+    auto created = weft::cp::ConfigDirSource::Create(
+        config_dir,
+        [&](const weft::cp::ConfigDirState& state) {
           config_errors->Set(static_cast<int64_t>(state.errors.size()));
           config_reloads->Inc();
           model->SetFileConfig(state.objects, state.resources);
-          publisher.Update("config-dir", state.resources);
-        });
+          publisher.Update("config-dir", state.resources, 0, state.group_resources);
+        },
+        weft::cp::ConfigDirOptions{.serve_inline_keys = insecure_serve_private_keys});
     if (!created.ok()) {
       WEFT_LOG(kError) << "--config-dir: " << created.status().message();
       return 1;
@@ -157,7 +175,7 @@ int main(int argc, char** argv) {
     auto state = source->Current();
     config_errors->Set(static_cast<int64_t>(state.errors.size()));
     model->SetFileConfig(state.objects, state.resources);
-    publisher.Update("config-dir", state.resources);
+    publisher.Update("config-dir", state.resources, 0, state.group_resources);
   }
   publisher.Flush();
 
@@ -186,6 +204,8 @@ int main(int argc, char** argv) {
   grpc::ServerBuilder api_builder;
   int api_port = 0;
   api_builder.AddListeningPort(api_address, grpc::InsecureServerCredentials(), &api_port);
+  api_builder.SetMaxReceiveMessageSize(static_cast<int>(
+      std::clamp<int64_t>(max_api_request_bytes, 1, std::numeric_limits<int>::max())));
   api_builder.RegisterService(config_service.get());
   std::unique_ptr<grpc::Server> api_server = api_builder.BuildAndStart();
   if (!api_server || api_port == 0) {

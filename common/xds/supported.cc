@@ -11,6 +11,7 @@
 #include "absl/strings/str_split.h"
 #include "common/proto_util.h"
 #include "common/strings.h"
+#include "common/xds/failover_check.h"
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "google/protobuf/any.pb.h"
 #include "google/protobuf/descriptor.h"
@@ -47,6 +48,33 @@ constexpr Entry kTable[] = {
     {"envoy.config.listener.v3.Filter", "name typed_config~"},
     {"envoy.config.core.v3.Address", "socket_address"},
     {"envoy.config.core.v3.SocketAddress", "protocol=TCP address port_value"},
+
+    // --- TLS (data-plane/tls builds contexts from these; checked by common/xds/tls_check.cc) ---
+    // Secrets are applied by the TLS context store. No Listener or Cluster entry lists
+    // transport_socket yet, so none of the contexts below is reachable from them until
+    // weft-proxy serves TLS; adding that word is what turns TLS on.
+    {"envoy.extensions.transport_sockets.tls.v3.Secret", "name tls_certificate validation_context"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsCertificate", "certificate_chain private_key"},
+    {"envoy.extensions.transport_sockets.tls.v3.CertificateValidationContext",
+     "trusted_ca match_typed_subject_alt_names max_verify_depth"},
+    {"envoy.extensions.transport_sockets.tls.v3.SubjectAltNameMatcher",
+     "san_type=EMAIL|DNS|URI|IP_ADDRESS matcher"},
+    {"envoy.config.core.v3.TransportSocket", "name typed_config~"},
+    {"envoy.extensions.transport_sockets.tls.v3.DownstreamTlsContext",
+     "common_tls_context require_client_certificate disable_stateless_session_resumption "
+     "disable_stateful_session_resumption session_timeout"},
+    {"envoy.extensions.transport_sockets.tls.v3.UpstreamTlsContext",
+     "common_tls_context sni max_session_keys"},
+    {"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext",
+     "tls_params tls_certificates tls_certificate_sds_secret_configs validation_context "
+     "validation_context_sds_secret_config combined_validation_context alpn_protocols"},
+    {"envoy.extensions.transport_sockets.tls.v3.CommonTlsContext."
+     "CombinedCertificateValidationContext",
+     "default_validation_context validation_context_sds_secret_config"},
+    {"envoy.extensions.transport_sockets.tls.v3.SdsSecretConfig", "name sds_config"},
+    {"envoy.extensions.transport_sockets.tls.v3.TlsParameters",
+     "tls_minimum_protocol_version=TLSv1_2|TLSv1_3 tls_maximum_protocol_version=TLSv1_2|TLSv1_3 "
+     "cipher_suites ecdh_curves"},
 
     // --- HTTP connection manager ---
     // stat_prefix: required by Envoy's schema.
@@ -145,6 +173,13 @@ constexpr Entry kTable[] = {
     {"envoy.config.endpoint.v3.Endpoint", "address hostname"},
 };
 
+// Applied once the cluster manager serves them (failover_check.h, kClusterFailoverApplied).
+// Not walked: CheckClusterFailover judges them field by field (unknown fields included), and
+// the walker would only repeat its findings less precisely.
+constexpr Entry kFailoverTable[] = {
+    {"envoy.config.cluster.v3.Cluster", "health_checks! outlier_detection! circuit_breakers!"},
+};
+
 // Plain values, looked into by nobody: wrappers, durations, percentages, localities.
 constexpr std::string_view kWholeMessages[] = {
     "google.protobuf.Duration",        "google.protobuf.BoolValue",
@@ -178,13 +213,20 @@ const Table& GetTable() {
   static const Table* table = [] {
     auto* t = new Table;
     const DescriptorPool* pool = DescriptorPool::generated_pool();
-    for (const Entry& e : kTable) {
+    // Entries of kFailoverTable are resolved either way (so the test keeps them honest) and
+    // applied only once the switch is on.
+    std::vector<std::pair<const Entry*, bool>> entries;
+    for (const Entry& e : kTable) entries.emplace_back(&e, true);
+    for (const Entry& e : kFailoverTable) entries.emplace_back(&e, kClusterFailoverApplied);
+    for (const auto& [entry, apply] : entries) {
+      const Entry& e = *entry;
       const Descriptor* d = pool->FindMessageTypeByName(std::string(e.message));
       if (d == nullptr) {
         t->unresolved.push_back(std::string(e.message));
         continue;
       }
-      MessageRule& rule = t->rules[d];
+      MessageRule scratch;
+      MessageRule& rule = apply ? t->rules[d] : scratch;
       for (absl::string_view piece : absl::StrSplit(Sv(e.fields), ' ', absl::SkipEmpty())) {
         std::string_view word(piece.data(), piece.size());
         FieldRule fr;

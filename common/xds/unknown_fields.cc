@@ -4,6 +4,7 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
+#include "common/strings.h"
 #include "google/protobuf/descriptor.h"
 #include "google/protobuf/unknown_field_set.h"
 
@@ -26,12 +27,12 @@ std::string MapKeyComponent(const Message& entry, int index) {
 
 }  // namespace
 
-void CheckNoUnknownFields(const Message& message, ValidationErrors* errors) {
+void CheckNoUnknownFields(const Message& message, ValidationErrors* errors,
+                          std::string_view problem) {
   const Reflection* r = message.GetReflection();
   const google::protobuf::UnknownFieldSet& unknown = r->GetUnknownFields(message);
   for (int i = 0; i < unknown.field_count(); ++i) {
-    errors->Add(absl::StrCat("field number ", unknown.field(i).number(),
-                             " is not supported by weft (not in its proto subset)"));
+    errors->Add(absl::StrCat("field number ", unknown.field(i).number(), " ", Sv(problem)));
   }
   std::vector<const FieldDescriptor*> fields;
   r->ListFields(message, &fields);
@@ -43,16 +44,16 @@ void CheckNoUnknownFields(const Message& message, ValidationErrors* errors) {
       for (int j = 0; j < r->FieldSize(message, f); ++j) {
         const Message& entry = r->GetRepeatedMessage(message, f, j);
         ValidationErrors::Scope s(errors, absl::StrCat(f->name(), MapKeyComponent(entry, j)));
-        CheckNoUnknownFields(entry.GetReflection()->GetMessage(entry, value), errors);
+        CheckNoUnknownFields(entry.GetReflection()->GetMessage(entry, value), errors, problem);
       }
     } else if (f->is_repeated()) {
       for (int j = 0; j < r->FieldSize(message, f); ++j) {
         ValidationErrors::Scope s(errors, absl::StrCat(f->name(), "[", j, "]"));
-        CheckNoUnknownFields(r->GetRepeatedMessage(message, f, j), errors);
+        CheckNoUnknownFields(r->GetRepeatedMessage(message, f, j), errors, problem);
       }
     } else {
       ValidationErrors::Scope s(errors, f->name());
-      CheckNoUnknownFields(r->GetMessage(message, f), errors);
+      CheckNoUnknownFields(r->GetMessage(message, f), errors, problem);
     }
   }
 }

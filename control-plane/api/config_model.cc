@@ -4,6 +4,7 @@
 #include "absl/strings/str_split.h"
 #include "common/log.h"
 #include "common/proto_util.h"
+#include "common/status.h"
 #include "common/strings.h"
 #include "control-plane/cache/snapshot.h"
 #include "control-plane/model/model.h"
@@ -105,7 +106,7 @@ void ConfigModel::SetFileConfig(std::vector<ConfigObject> objects,
 }
 
 absl::StatusOr<config::v1::ApplyResponse> ConfigModel::Apply(
-    const std::vector<ConfigObject>& objects, bool dry_run) {
+    const std::vector<ConfigObject>& objects, bool dry_run, const CommitGate& gate) {
   std::lock_guard lock(mu_);
   config::v1::ApplyResponse response;
   std::map<std::string, Stored> next = stored_;
@@ -139,8 +140,10 @@ absl::StatusOr<config::v1::ApplyResponse> ConfigModel::Apply(
   }
   auto resources = Build(next);
   if (!resources.ok()) return resources.status();
-  if (dry_run || ops.empty()) {
-    response.set_revision(ops.empty() ? revision_ : 0);
+  if (dry_run) return response;
+  if (gate) RETURN_IF_ERROR(gate());
+  if (ops.empty()) {
+    response.set_revision(revision_);
     return response;
   }
   auto rev = store_->Txn(ops);
@@ -154,8 +157,8 @@ absl::StatusOr<config::v1::ApplyResponse> ConfigModel::Apply(
   return response;
 }
 
-absl::StatusOr<config::v1::DeleteResponse> ConfigModel::Delete(
-    const std::vector<std::string>& keys) {
+absl::StatusOr<config::v1::DeleteResponse> ConfigModel::Delete(const std::vector<std::string>& keys,
+                                                               const CommitGate& gate) {
   std::lock_guard lock(mu_);
   std::map<std::string, Stored> next = stored_;
   std::vector<Store::Op> ops;
@@ -170,6 +173,7 @@ absl::StatusOr<config::v1::DeleteResponse> ConfigModel::Delete(
   if (ops.empty()) return response;
   auto resources = Build(next);
   if (!resources.ok()) return resources.status();
+  if (gate) RETURN_IF_ERROR(gate());
   auto rev = store_->Txn(ops);
   if (!rev.ok()) return rev.status();
   stored_ = std::move(next);

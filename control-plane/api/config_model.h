@@ -6,6 +6,7 @@
 // at apply time and never reaches a proxy.
 #pragma once
 
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -34,9 +35,15 @@ class ConfigModel {
   void SetFileConfig(std::vector<config::v1::ConfigObject> objects,
                      std::vector<xds::ResourcePtr> raw_resources);
 
+  // Asked right before a write commits (after validation, also for one that changes nothing):
+  // a non-OK answer (the client's deadline passed, it went away) refuses the write with it.
+  using CommitGate = std::function<absl::Status()>;
+
   absl::StatusOr<config::v1::ApplyResponse> Apply(
-      const std::vector<config::v1::ConfigObject>& objects, bool dry_run);
-  absl::StatusOr<config::v1::DeleteResponse> Delete(const std::vector<std::string>& keys);
+      const std::vector<config::v1::ConfigObject>& objects, bool dry_run,
+      const CommitGate& gate = nullptr);
+  absl::StatusOr<config::v1::DeleteResponse> Delete(const std::vector<std::string>& keys,
+                                                    const CommitGate& gate = nullptr);
   absl::StatusOr<config::v1::StoredObject> Get(const std::string& key) const;
   config::v1::ListResponse List(const std::string& kind, const std::string& ns) const;
 

@@ -8,8 +8,13 @@
 #include "absl/strings/str_cat.h"
 #include "common/json.h"
 #include "common/strings.h"
+#include "common/validation.h"
+#include "common/xds/sensitive.h"
+#include "common/xds/unknown_fields.h"
 #include "control-plane/api/config_model.h"
+#include "control-plane/api/write_tickets.h"
 #include "control-plane/cache/snapshot_cache.h"
+#include "control-plane/model/model.h"
 #include "control-plane/server/xds_server.h"
 #include "google/protobuf/util/json_util.h"
 #include "weft/config/v1/config_service.grpc.pb.h"
@@ -19,53 +24,112 @@ namespace {
 
 using namespace config::v1;  // NOLINT: the service's message types
 
+// absl and gRPC both number their codes as google.rpc.Code does.
 grpc::Status ToGrpc(const absl::Status& s) {
-  grpc::StatusCode code = grpc::StatusCode::UNKNOWN;
-  switch (s.code()) {
-    case absl::StatusCode::kOk:
-      return grpc::Status::OK;
-    case absl::StatusCode::kInvalidArgument:
-      code = grpc::StatusCode::INVALID_ARGUMENT;
-      break;
-    case absl::StatusCode::kNotFound:
-      code = grpc::StatusCode::NOT_FOUND;
-      break;
-    case absl::StatusCode::kFailedPrecondition:
-      code = grpc::StatusCode::FAILED_PRECONDITION;
-      break;
-    case absl::StatusCode::kOutOfRange:
-      code = grpc::StatusCode::OUT_OF_RANGE;
-      break;
-    case absl::StatusCode::kUnavailable:
-      code = grpc::StatusCode::UNAVAILABLE;
-      break;
-    default:
-      code = grpc::StatusCode::INTERNAL;
-  }
-  return grpc::Status(code, std::string(s.message()));
+  if (s.ok()) return grpc::Status::OK;
+  return grpc::Status(static_cast<grpc::StatusCode>(s.code()), std::string(s.message()));
 }
+
+// The YAML path refuses unknown fields; protobuf would keep a field this weft-cp does not know
+// (sent by a newer weftctl, or by a client built from another schema) as "unknown" and the
+// object would be stored without it. Refuse instead, naming the object and the field number.
+constexpr std::string_view kUnknownField =
+    "is unknown to this weft-cp (a client built for a newer schema?); refused rather than ignored";
+
+// The message in a ConfigObject's oneof (the Service, Route, ...), or null.
+const google::protobuf::Message* ObjectBody(const ConfigObject& o) {
+  const google::protobuf::OneofDescriptor* oneof = o.GetDescriptor()->FindOneofByName("object");
+  const google::protobuf::FieldDescriptor* f =
+      oneof != nullptr ? o.GetReflection()->GetOneofFieldDescriptor(o, oneof) : nullptr;
+  return f != nullptr ? &o.GetReflection()->GetMessage(o, f) : nullptr;
+}
+
+grpc::Status RefuseUnknownFields(const ValidationErrors& errors) {
+  if (errors.ok()) return grpc::Status::OK;
+  return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, std::string(errors.ToStatus().message()));
+}
+
+grpc::Status CheckKnownFields(const google::protobuf::Message& request) {
+  ValidationErrors errors;
+  ValidationErrors::Scope s(&errors, request.GetDescriptor()->name());
+  xds::CheckNoUnknownFields(request, &errors, kUnknownField);
+  return RefuseUnknownFields(errors);
+}
+
+// Objects are named by index and key, and paths start inside the object as in the YAML form
+// ("objects[2] (Service/default/a).ports[0]: field number 9 ...").
+grpc::Status CheckKnownFields(const ApplyRequest& request) {
+  ValidationErrors errors;
+  {
+    ValidationErrors::Scope s(&errors, "ApplyRequest");
+    const auto& unknown = request.GetReflection()->GetUnknownFields(request);
+    for (int i = 0; i < unknown.field_count(); ++i) {
+      errors.Add(absl::StrCat("field number ", unknown.field(i).number(), " ", Sv(kUnknownField)));
+    }
+  }
+  for (int i = 0; i < request.objects_size(); ++i) {
+    const ConfigObject& o = request.objects(i);
+    std::string key = ObjectKey(o);
+    ValidationErrors::Scope s(&errors, key.empty() ? absl::StrCat("objects[", i, "]")
+                                                   : absl::StrCat("objects[", i, "] (", key, ")"));
+    const auto& unknown = o.GetReflection()->GetUnknownFields(o);
+    for (int j = 0; j < unknown.field_count(); ++j) {
+      // A oneof member this weft-cp lacks: an object kind it does not know.
+      errors.Add(absl::StrCat("field number ", unknown.field(j).number(), " ", Sv(kUnknownField),
+                              " (an object kind this weft-cp does not know)"));
+    }
+    if (const google::protobuf::Message* body = ObjectBody(o)) {
+      xds::CheckNoUnknownFields(*body, &errors, kUnknownField);
+    }
+  }
+  return RefuseUnknownFields(errors);
+}
+
+// Time a commit takes once decided (store transaction, hand-off to the publisher): a write that
+// would end later than this before the client's deadline is not started.
+constexpr auto kCommitMargin = std::chrono::milliseconds(100);
 
 class ConfigServiceImpl final : public ConfigService::Service {
  public:
   explicit ConfigServiceImpl(ConfigServiceDeps deps) : d_(deps) {}
 
-  grpc::Status Apply(grpc::ServerContext*, const ApplyRequest* req, ApplyResponse* resp) override {
+  grpc::Status Apply(grpc::ServerContext* ctx, const ApplyRequest* req,
+                     ApplyResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     std::vector<ConfigObject> objects(req->objects().begin(), req->objects().end());
-    auto r = d_.model->Apply(objects, req->dry_run());
+    Gate gate(ctx, &tickets_, req->request_id(), "applied");
+    auto r = d_.model->Apply(objects, req->dry_run(), gate.fn());
+    gate.Finish(r.ok(), r.ok() ? r->revision() : 0);
     if (!r.ok()) return ToGrpc(r.status());
     *resp = *std::move(r);
     return grpc::Status::OK;
   }
 
-  grpc::Status Delete(grpc::ServerContext*, const DeleteRequest* req,
+  grpc::Status Delete(grpc::ServerContext* ctx, const DeleteRequest* req,
                       DeleteResponse* resp) override {
-    auto r = d_.model->Delete({req->keys().begin(), req->keys().end()});
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
+    Gate gate(ctx, &tickets_, req->request_id(), "deleted");
+    auto r = d_.model->Delete({req->keys().begin(), req->keys().end()}, gate.fn());
+    gate.Finish(r.ok(), r.ok() ? r->revision() : 0);
     if (!r.ok()) return ToGrpc(r.status());
     *resp = *std::move(r);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status Settle(grpc::ServerContext*, const SettleRequest* req,
+                      SettleResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
+    if (req->request_id().empty()) {
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "request_id must not be empty");
+    }
+    WriteTickets::Outcome o = tickets_.Settle(req->request_id());
+    resp->set_committed(o.committed);
+    resp->set_revision(o.revision);
     return grpc::Status::OK;
   }
 
   grpc::Status Get(grpc::ServerContext*, const GetRequest* req, GetResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     auto r = d_.model->Get(req->key());
     if (!r.ok()) return ToGrpc(r.status());
     *resp->mutable_object() = *std::move(r);
@@ -73,12 +137,14 @@ class ConfigServiceImpl final : public ConfigService::Service {
   }
 
   grpc::Status List(grpc::ServerContext*, const ListRequest* req, ListResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     *resp = d_.model->List(req->kind(), req->namespace_());
     return grpc::Status::OK;
   }
 
   grpc::Status Watch(grpc::ServerContext* ctx, const WatchRequest* req,
                      grpc::ServerWriter<config::v1::WatchEvent>* writer) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     std::mutex mu;
     std::condition_variable cv;
     std::deque<config::v1::WatchEvent> queue;
@@ -113,6 +179,7 @@ class ConfigServiceImpl final : public ConfigService::Service {
 
   grpc::Status Status(grpc::ServerContext*, const StatusRequest* req,
                       StatusResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     resp->set_revision(d_.model->revision());
     resp->set_published_revision(d_.publisher->PublishedRevision("model"));
     std::string error = d_.publisher->last_error();
@@ -143,6 +210,7 @@ class ConfigServiceImpl final : public ConfigService::Service {
 
   grpc::Status ProxyConfig(grpc::ServerContext*, const ProxyConfigRequest* req,
                            ProxyConfigResponse* resp) override {
+    if (grpc::Status s = CheckKnownFields(*req); !s.ok()) return s;
     for (const StreamSummary& s : d_.xds->Summaries()) {
       if (s.node_id != req->node_id()) continue;
       SnapshotPtr snap = d_.cache->ForNode(s.node_id, s.cluster);
@@ -157,8 +225,12 @@ class ConfigServiceImpl final : public ConfigService::Service {
         for (const std::string& name : t.sent_names) {
           const xds::Resource* r = snap->Find(t.type, name);
           if (r == nullptr) continue;
+          // Whatever a proxy was sent, key material stays out of the answer (as in Envoy's
+          // config dump).
+          google::protobuf::Any body = r->body;
+          xds::RedactSensitive(&body);
           std::string json;
-          if (!google::protobuf::util::MessageToJsonString(r->body, &json).ok()) continue;
+          if (!google::protobuf::util::MessageToJsonString(body, &json).ok()) continue;
           if (!first) out.push_back(',');
           first = false;
           out += json;
@@ -174,7 +246,41 @@ class ConfigServiceImpl final : public ConfigService::Service {
   }
 
  private:
+  // What a write asks right before it commits: is the client still there, within its deadline,
+  // and has it not settled this request already (WriteTickets)?
+  class Gate {
+   public:
+    Gate(grpc::ServerContext* ctx, WriteTickets* tickets, std::string id, std::string_view verb)
+        : ctx_(ctx), tickets_(tickets), id_(std::move(id)), verb_(verb) {}
+    ConfigModel::CommitGate fn() {
+      return [this]() -> absl::Status {
+        if (ctx_->IsCancelled()) {
+          return absl::CancelledError(
+              absl::StrCat("not ", Sv(verb_), ": the client went away; nothing changed"));
+        }
+        if (std::chrono::system_clock::now() + kCommitMargin > ctx_->deadline()) {
+          return absl::DeadlineExceededError(absl::StrCat(
+              "not ", Sv(verb_), ": validating took past the client's deadline; nothing changed"));
+        }
+        absl::Status s = tickets_->BeginCommit(id_);
+        began_ = s.ok();
+        return s;
+      };
+    }
+    void Finish(bool committed, int64_t revision) {
+      if (began_) tickets_->Finish(id_, committed, revision);
+    }
+
+   private:
+    grpc::ServerContext* ctx_;
+    WriteTickets* tickets_;
+    std::string id_;
+    std::string_view verb_;
+    bool began_ = false;
+  };
+
   ConfigServiceDeps d_;
+  WriteTickets tickets_;
 };
 
 }  // namespace

@@ -24,10 +24,13 @@
 #include "common/status.h"
 #include "common/strings.h"
 #include "common/validation.h"
+#include "common/xds/sensitive.h"
 #include "common/xds/validate.h"
 #include "common/yaml_proto.h"
 #include "control-plane/model/model.h"
 #include "envoy/service/discovery/v3/discovery.pb.h"
+#include "google/protobuf/struct.pb.h"
+#include "google/protobuf/util/json_util.h"
 
 namespace weft::cp {
 namespace {
@@ -60,9 +63,18 @@ bool IsConfigFile(const std::string& name) {
 
 using ResourceKey = std::pair<xds::ResourceType, std::string>;
 
+// A document's `node_groups`: Weft's own key next to Envoy's `resources`.
+constexpr std::string_view kNodeGroups = "node_groups";
+
+// A resource and the node groups it is scoped to (none: every node).
+struct Scoped {
+  xds::ResourcePtr resource;
+  std::vector<std::string> groups;
+};
+
 // One resource from a file, with where it came from for error messages.
 struct Item {
-  xds::ResourcePtr resource;
+  Scoped scoped;
   int line = 0;
   std::string path;  // "resources[3].name"
 };
@@ -101,7 +113,7 @@ std::optional<FileStamp> StatFile(const std::string& path) {
 struct FileEntry {
   std::optional<FileStamp> stamp;  // when the content in `parsed` was read
   ParsedFile parsed;
-  std::vector<xds::ResourcePtr> last_good;
+  std::vector<Scoped> last_good;
   std::vector<config::v1::ConfigObject> last_good_objects;
   std::string logged_status;  // what we last logged, so steady state stays quiet
   bool fresh = true;          // parsed since the last time we logged
@@ -122,7 +134,43 @@ std::string LocateError(const YamlDocument& doc, const std::string& error) {
   return absl::StrCat(doc.source, ":", doc.LineOf(path), ": ", error);
 }
 
-void ParseDocument(const YamlDocument& doc, ParsedFile* out,
+// Reads and strips `node_groups`: a list of node group names (snapshot_cache.h) the document's
+// resources are served to instead of every node.
+absl::StatusOr<std::vector<std::string>> TakeNodeGroups(YamlDocument* doc) {
+  std::vector<std::string> groups;
+  if (!doc->top_ranges.contains(kNodeGroups)) return groups;
+  const std::string where =
+      absl::StrCat(doc->source, ":", doc->LineOf(kNodeGroups), ": ", Sv(kNodeGroups), ": ");
+  google::protobuf::Struct parsed;
+  if (!google::protobuf::util::JsonStringToMessage(doc->json, &parsed).ok() ||
+      !parsed.fields().contains(std::string(kNodeGroups)) ||
+      !parsed.fields().at(std::string(kNodeGroups)).has_list_value()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, "must be a list of node group names"));
+  }
+  for (const auto& v : parsed.fields().at(std::string(kNodeGroups)).list_value().values()) {
+    if (!v.has_string_value() || v.string_value().empty()) {
+      return absl::InvalidArgumentError(absl::StrCat(where, "must be a list of node group names"));
+    }
+    // The default group is every node that has no group of its own: scoping to it scopes
+    // nothing.
+    if (v.string_value() == "default") {
+      return absl::InvalidArgumentError(
+          absl::StrCat(where,
+                       "\"default\" is every node without a group of its own; leave "
+                       "node_groups out to serve every node"));
+    }
+    groups.push_back(v.string_value());
+  }
+  std::sort(groups.begin(), groups.end());
+  groups.erase(std::unique(groups.begin(), groups.end()), groups.end());
+  if (groups.empty()) {
+    return absl::InvalidArgumentError(absl::StrCat(where, "must name at least one node group"));
+  }
+  doc->json = doc->JsonWithout(kNodeGroups);
+  return groups;
+}
+
+void ParseDocument(const YamlDocument& doc, const ConfigDirOptions& options, ParsedFile* out,
                    std::map<ResourceKey, std::string>* seen) {
   if (doc.empty) return;
   // A top-level `kind` marks Weft's own schema.
@@ -140,8 +188,14 @@ void ParseDocument(const YamlDocument& doc, ParsedFile* out,
     out->errors.push_back(DocumentKindError(doc));
     return;
   }
+  YamlDocument stripped = doc;
+  absl::StatusOr<std::vector<std::string>> groups = TakeNodeGroups(&stripped);
+  if (!groups.ok()) {
+    out->errors.emplace_back(groups.status().message().data(), groups.status().message().size());
+    return;
+  }
   DiscoveryResponse response;
-  absl::Status parsed = YamlDocumentToProto(doc, &response);
+  absl::Status parsed = YamlDocumentToProto(stripped, &response);
   if (!parsed.ok()) {
     // Already "source:line: full.path: problem" (see YamlDocumentToProto).
     out->errors.emplace_back(parsed.message().data(), parsed.message().size());
@@ -158,6 +212,22 @@ void ParseDocument(const YamlDocument& doc, ParsedFile* out,
                                 response.type_url(), "\""));
       }
       xds::ValidateResource(any, &errors);
+      // Node identities are not authenticated yet: whoever names a node id or cluster gets that
+      // node's resources. Key material goes only where an operator scoped it, and only when
+      // they said so for local development.
+      for (const std::string& path : xds::InlineKeyMaterial(any)) {
+        if (groups->empty()) {
+          errors.AddAt(path,
+                       "holds an inline private key (or other key material); weft-cp serves it "
+                       "only to the node groups its document names in node_groups, and only "
+                       "with --insecure-serve-private-keys");
+        } else if (!options.serve_inline_keys) {
+          errors.AddAt(path,
+                       "holds an inline private key (or other key material), served only with "
+                       "--insecure-serve-private-keys (local development: node identities are "
+                       "not authenticated, any client naming the node group would get it)");
+        }
+      }
     }
     if (!errors.ok()) {
       for (const std::string& e : errors.errors()) out->errors.push_back(LocateError(doc, e));
@@ -180,11 +250,12 @@ void ParseDocument(const YamlDocument& doc, ParsedFile* out,
                                          "\" (first at ", it->second, ")"));
       continue;
     }
-    out->items.push_back(Item{*resource, line, name_path});
+    out->items.push_back(Item{Scoped{*resource, *groups}, line, name_path});
   }
 }
 
-ParsedFile ParseFile(const std::string& path, const std::string& content) {
+ParsedFile ParseFile(const std::string& path, const std::string& content,
+                     const ConfigDirOptions& options) {
   ParsedFile out;
   out.hash = StableHash64(content);
   absl::StatusOr<std::vector<YamlDocument>> docs = ParseYamlDocuments(content, path);
@@ -193,14 +264,14 @@ ParsedFile ParseFile(const std::string& path, const std::string& content) {
     return out;
   }
   std::map<ResourceKey, std::string> seen;
-  for (const YamlDocument& doc : *docs) ParseDocument(doc, &out, &seen);
+  for (const YamlDocument& doc : *docs) ParseDocument(doc, options, &out, &seen);
   return out;
 }
 
 class ConfigDirSourceImpl : public ConfigDirSource {
  public:
-  ConfigDirSourceImpl(std::string dir, Callback on_change)
-      : dir_(std::move(dir)), on_change_(std::move(on_change)) {}
+  ConfigDirSourceImpl(std::string dir, Callback on_change, ConfigDirOptions options)
+      : dir_(std::move(dir)), on_change_(std::move(on_change)), options_(options) {}
 
   ~ConfigDirSourceImpl() override {
     if (thread_.joinable()) {
@@ -365,7 +436,7 @@ class ConfigDirSourceImpl : public ConfigDirSource {
           entry.fresh = true;
         }
       } else if (old == files_.end() || entry.parsed.hash != StableHash64(*content)) {
-        entry.parsed = ParseFile(path, *content);
+        entry.parsed = ParseFile(path, *content, options_);
         entry.fresh = true;
       }
       next.emplace(path, std::move(entry));
@@ -386,7 +457,7 @@ class ConfigDirSourceImpl : public ConfigDirSource {
       std::vector<std::string> errors = entry.parsed.errors;
       if (errors.empty()) {
         for (const Item& item : entry.parsed.items) {
-          const xds::Resource& r = *item.resource;
+          const xds::Resource& r = *item.scoped.resource;
           auto it = claimed.find(ResourceKey(r.type, r.name));
           if (it != claimed.end()) {
             errors.push_back(absl::StrCat(path, ":", item.line, ": ", item.path, ": duplicate ",
@@ -398,7 +469,7 @@ class ConfigDirSourceImpl : public ConfigDirSource {
       std::string status;
       if (errors.empty()) {
         entry.last_good.clear();
-        for (const Item& item : entry.parsed.items) entry.last_good.push_back(item.resource);
+        for (const Item& item : entry.parsed.items) entry.last_good.push_back(item.scoped);
         entry.last_good_objects = entry.parsed.objects;
       } else {
         // One broken file can produce hundreds of errors; the first few are what helps.
@@ -413,10 +484,11 @@ class ConfigDirSourceImpl : public ConfigDirSource {
                           entry.last_good_objects.end());
       // A rejected file keeps serving its last good resources, minus names an earlier file
       // now owns, so the published set never holds duplicates.
-      for (const xds::ResourcePtr& r : entry.last_good) {
-        if (claimed.emplace(ResourceKey(r->type, r->name), path).second) {
-          next.resources.push_back(r);
-        }
+      for (const Scoped& s : entry.last_good) {
+        const xds::ResourcePtr& r = s.resource;
+        if (!claimed.emplace(ResourceKey(r->type, r->name), path).second) continue;
+        if (s.groups.empty()) next.resources.push_back(r);
+        for (const std::string& g : s.groups) next.group_resources[g].push_back(r);
       }
       if (entry.fresh || status != entry.logged_status) {
         if (status.empty()) {
@@ -443,20 +515,30 @@ class ConfigDirSourceImpl : public ConfigDirSource {
     if (notify && on_change_) on_change_(copy);
   }
 
+  static bool SameResources(const std::vector<xds::ResourcePtr>& a,
+                            const std::vector<xds::ResourcePtr>& b) {
+    if (a.size() != b.size()) return false;
+    for (size_t i = 0; i < a.size(); ++i) {
+      if (std::tie(a[i]->type, a[i]->name, a[i]->version) !=
+          std::tie(b[i]->type, b[i]->name, b[i]->version)) {
+        return false;
+      }
+    }
+    return true;
+  }
+
   static bool SameContent(const ConfigDirState& a, const ConfigDirState& b) {
-    if (a.resources.size() != b.resources.size() || a.errors.size() != b.errors.size() ||
-        a.objects.size() != b.objects.size()) {
+    if (a.errors.size() != b.errors.size() || a.objects.size() != b.objects.size() ||
+        !SameResources(a.resources, b.resources) ||
+        a.group_resources.size() != b.group_resources.size()) {
       return false;
+    }
+    for (auto i = a.group_resources.begin(), j = b.group_resources.begin();
+         i != a.group_resources.end(); ++i, ++j) {
+      if (i->first != j->first || !SameResources(i->second, j->second)) return false;
     }
     for (size_t i = 0; i < a.objects.size(); ++i) {
       if (DeterministicBytes(a.objects[i]) != DeterministicBytes(b.objects[i])) return false;
-    }
-    for (size_t i = 0; i < a.resources.size(); ++i) {
-      const xds::Resource& x = *a.resources[i];
-      const xds::Resource& y = *b.resources[i];
-      if (std::tie(x.type, x.name, x.version) != std::tie(y.type, y.name, y.version)) {
-        return false;
-      }
     }
     for (size_t i = 0; i < a.errors.size(); ++i) {
       if (a.errors[i].file != b.errors[i].file || a.errors[i].message != b.errors[i].message) {
@@ -468,6 +550,7 @@ class ConfigDirSourceImpl : public ConfigDirSource {
 
   const std::string dir_;
   const Callback on_change_;
+  const ConfigDirOptions options_;
   int wake_fd_ = -1;
   int inotify_fd_ = -1;
   std::thread thread_;
@@ -484,12 +567,14 @@ class ConfigDirSourceImpl : public ConfigDirSource {
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<ConfigDirSource>> ConfigDirSource::Create(std::string dir,
-                                                                         Callback on_change) {
+                                                                         Callback on_change,
+                                                                         ConfigDirOptions options) {
   std::error_code ec;
   if (!fs::is_directory(dir, ec)) {
     return absl::NotFoundError(absl::StrCat("config dir ", dir, ": not a directory"));
   }
-  auto source = std::make_unique<ConfigDirSourceImpl>(std::move(dir), std::move(on_change));
+  auto source =
+      std::make_unique<ConfigDirSourceImpl>(std::move(dir), std::move(on_change), options);
   RETURN_IF_ERROR(source->Start());
   return std::unique_ptr<ConfigDirSource>(std::move(source));
 }

@@ -9,12 +9,16 @@
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <optional>
+#include <random>
 #include <string>
 #include <thread>
+#include <variant>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/flags.h"
+#include "common/strings.h"
 #include "common/yaml_proto.h"
 #include "control-plane/model/model.h"
 #include "google/protobuf/util/json_util.h"
@@ -28,11 +32,23 @@ using namespace weft::config::v1;  // NOLINT
 constexpr int kOk = 0, kRefused = 1, kUsage = 2, kTimeout = 3, kRpcError = 4;
 
 // Deadline of every RPC (--rpc-timeout), so a server that accepts connections but never
-// answers cannot hang a script.
-std::chrono::milliseconds g_rpc_timeout = std::chrono::seconds(10);
+// answers cannot hang a script. Writes get longer by default: an apply of a whole mesh is
+// validated and translated before it answers, and if the deadline passes anyway weftctl learns
+// the outcome (Settle) instead of guessing.
+constexpr std::chrono::seconds kReadTimeout(10), kWriteTimeout(60);
+std::chrono::milliseconds g_rpc_timeout = kReadTimeout;
+std::chrono::milliseconds g_write_timeout = kWriteTimeout;
 
 void SetDeadline(grpc::ClientContext* ctx) {
   ctx->set_deadline(std::chrono::system_clock::now() + g_rpc_timeout);
+}
+
+// A random id naming one write call (ApplyRequest.request_id), for Settle.
+std::string NewRequestId() {
+  std::random_device rd;
+  std::string out;
+  for (int i = 0; i < 4; ++i) absl::StrAppend(&out, absl::Hex(rd(), absl::kZeroPad8));
+  return out;
 }
 
 int Fail(int code, const std::string& message) {
@@ -45,6 +61,65 @@ int RpcFail(const grpc::Status& s) {
                  s.error_code() == grpc::StatusCode::NOT_FOUND ||
                  s.error_code() == grpc::StatusCode::FAILED_PRECONDITION;
   return Fail(refused ? kRefused : kRpcError, s.error_message());
+}
+
+// gRPC refuses an oversized message before weft-cp sees it, with "Received message larger than
+// max (N vs. M)": turn that into what happened, with our own count of the bytes.
+std::optional<std::string> TooLarge(const grpc::Status& s, size_t request_bytes) {
+  if (s.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) return std::nullopt;
+  const std::string& m = s.error_message();
+  std::string limit = "weft-cp's --max-api-request-bytes";
+  size_t vs = m.find(" vs. ");
+  if (m.find("larger than max") != std::string::npos && vs != std::string::npos) {
+    size_t end = m.find(')', vs);
+    if (end != std::string::npos) limit = m.substr(vs + 5, end - vs - 5);
+  }
+  return absl::StrCat("too large: ", request_bytes, " bytes, limit ", limit,
+                      " (split the files into several applies, or raise weft-cp's "
+                      "--max-api-request-bytes)");
+}
+
+// Outcomes of a write whose answer did not come (deadline, dropped connection): weft-cp may
+// have committed it or not; Settle says which and, if not, makes sure it never will.
+bool MaySettle(const grpc::Status& s) {
+  switch (s.error_code()) {
+    case grpc::StatusCode::DEADLINE_EXCEEDED:
+    case grpc::StatusCode::UNAVAILABLE:
+    case grpc::StatusCode::CANCELLED:
+    case grpc::StatusCode::UNKNOWN:
+    case grpc::StatusCode::INTERNAL:
+      return true;
+    default:
+      return false;
+  }
+}
+
+// Settles write `id` after `s`. Returns the revision it committed at, or the exit code.
+std::variant<int64_t, int> SettleWrite(ConfigService::Stub* stub, const std::string& id,
+                                       const grpc::Status& s, std::string_view verb) {
+  SettleRequest req;
+  req.set_request_id(id);
+  SettleResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + kReadTimeout);
+  grpc::Status settled = stub->Settle(&ctx, req, &resp);
+  if (!settled.ok()) {
+    return Fail(kRpcError, absl::StrCat(s.error_message(), "; whether it was ", weft::Sv(verb),
+                                        " is unknown (weft-cp did not answer: ",
+                                        settled.error_message(), "): check with `weftctl get`"));
+  }
+  if (!resp.committed()) {
+    std::string why = s.error_code() == grpc::StatusCode::DEADLINE_EXCEEDED
+                          ? absl::StrCat("weft-cp did not answer within ",
+                                         std::chrono::duration<double>(g_write_timeout).count(),
+                                         " s (--rpc-timeout)")
+                          : s.error_message();
+    return Fail(kRpcError, absl::StrCat("not ", weft::Sv(verb), ": ", why,
+                                        "; nothing changed, and weft-cp will not apply it late"));
+  }
+  std::fprintf(stderr, "weftctl: %s (the answer came late: %s)\n", std::string(verb).c_str(),
+               s.error_message().c_str());
+  return resp.revision();
 }
 
 // Reads Weft objects (documents with `kind`) from files or directories of YAML/JSON.
@@ -189,7 +264,7 @@ int main(int argc, char** argv) {
   bool dry_run = false;
   int64_t timeout_s = 30;
   int64_t revision = 0;
-  int64_t rpc_timeout_s = 10;
+  int64_t rpc_timeout_s = 0;
   std::string node;
   weft::FlagSet flags("weftctl",
                       "COMMAND [ARGS]\n\nCommands:\n"
@@ -208,7 +283,8 @@ int main(int argc, char** argv) {
   flags.Int("timeout", &timeout_s, "seconds to wait before naming the laggards");
   flags.Int("revision", &revision, "revision to wait for (default: the latest)");
   flags.String("node", &node, "only this node id");
-  flags.Int("rpc-timeout", &rpc_timeout_s, "deadline of each RPC to weft-cp, in seconds");
+  flags.Int("rpc-timeout", &rpc_timeout_s,
+            "deadline of each RPC to weft-cp, in seconds (default 10, 60 for apply and delete)");
   if (auto s = flags.Parse(argc, argv); !s.ok()) return Fail(kUsage, std::string(s.message()));
   if (flags.help_requested()) {
     std::fputs(flags.Help().c_str(), stdout);
@@ -220,11 +296,14 @@ int main(int argc, char** argv) {
     return kOk;
   }
   if (args.empty()) return Fail(kUsage, "missing command (see --help)");
-  if (rpc_timeout_s <= 0) return Fail(kUsage, "--rpc-timeout must be positive");
-  g_rpc_timeout = std::chrono::seconds(rpc_timeout_s);
+  if (rpc_timeout_s < 0) return Fail(kUsage, "--rpc-timeout must be positive");
+  if (rpc_timeout_s > 0) g_rpc_timeout = g_write_timeout = std::chrono::seconds(rpc_timeout_s);
   const std::string& cmd = args[0];
 
-  auto channel = grpc::CreateChannel(server, grpc::InsecureChannelCredentials());
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(-1);  // `get` of a whole mesh
+  auto channel =
+      grpc::CreateCustomChannel(server, grpc::InsecureChannelCredentials(), channel_args);
   auto stub = ConfigService::NewStub(channel);
 
   if (cmd == "apply") {
@@ -236,10 +315,19 @@ int main(int argc, char** argv) {
     ApplyRequest req;
     for (auto& o : objects) *req.add_objects() = std::move(o);
     req.set_dry_run(dry_run);
+    req.set_request_id(NewRequestId());
     ApplyResponse resp;
     grpc::ClientContext ctx;
-    SetDeadline(&ctx);
+    ctx.set_deadline(std::chrono::system_clock::now() + g_write_timeout);
     grpc::Status s = stub->Apply(&ctx, req, &resp);
+    if (auto too_large = TooLarge(s, req.ByteSizeLong())) return Fail(kRefused, *too_large);
+    if (!s.ok() && MaySettle(s) && !dry_run) {
+      auto settled = SettleWrite(stub.get(), req.request_id(), s, "applied");
+      if (const int* code = std::get_if<int>(&settled)) return *code;
+      int64_t rev = std::get<int64_t>(settled);
+      std::printf("revision %lld\n", static_cast<long long>(rev));
+      return wait ? Wait(stub.get(), rev, timeout_s) : kOk;
+    }
     if (!s.ok()) return RpcFail(s);
     for (const auto& k : resp.created()) std::printf("%s created\n", k.c_str());
     for (const auto& k : resp.updated()) std::printf("%s updated\n", k.c_str());
@@ -262,10 +350,18 @@ int main(int argc, char** argv) {
       for (const auto& o : objects) req.add_keys(weft::cp::ObjectKey(o));
     }
     if (req.keys().empty()) return Fail(kUsage, "delete needs KIND/NAMESPACE/NAME or -f FILE");
+    req.set_request_id(NewRequestId());
     DeleteResponse resp;
     grpc::ClientContext ctx;
-    SetDeadline(&ctx);
+    ctx.set_deadline(std::chrono::system_clock::now() + g_write_timeout);
     grpc::Status s = stub->Delete(&ctx, req, &resp);
+    if (!s.ok() && MaySettle(s)) {
+      auto settled = SettleWrite(stub.get(), req.request_id(), s, "deleted");
+      if (const int* code = std::get_if<int>(&settled)) return *code;
+      int64_t rev = std::get<int64_t>(settled);
+      std::printf("revision %lld\n", static_cast<long long>(rev));
+      return wait ? Wait(stub.get(), rev, timeout_s) : kOk;
+    }
     if (!s.ok()) return RpcFail(s);
     for (const auto& k : resp.deleted()) std::printf("%s deleted\n", k.c_str());
     std::printf("revision %lld\n", static_cast<long long>(resp.revision()));

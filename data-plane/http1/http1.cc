@@ -555,7 +555,8 @@ bool ChunkedScanner::ExtensionByte(uint8_t c) {
   }
 }
 
-ChunkedScanner::Result ChunkedScanner::Scan(std::string_view data, size_t* consumed) {
+ChunkedScanner::Result ChunkedScanner::Scan(std::string_view data, size_t* consumed,
+                                            std::vector<std::string_view>* payload) {
   *consumed = 0;
   if (state_ == State::kDone) return Result::kDone;
   if (state_ == State::kError) return Result::kError;
@@ -614,6 +615,7 @@ ChunkedScanner::Result ChunkedScanner::Scan(std::string_view data, size_t* consu
         break;
       case State::kData: {
         const uint64_t n = std::min<uint64_t>(remaining_, static_cast<uint64_t>(end - p));
+        if (payload != nullptr && n > 0) payload->emplace_back(p, static_cast<size_t>(n));
         p += n;
         remaining_ -= n;
         payload_bytes_ += n;

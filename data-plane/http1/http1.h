@@ -101,7 +101,10 @@ class ChunkedScanner {
   // Consumes a prefix of `data`; *consumed is how many bytes belong to the body (all of `data`
   // for kMore). kDone: the body (with trailers and final CRLF) ended after *consumed bytes; the
   // rest belongs to the next message. kError: malformed; *consumed is unspecified.
-  Result Scan(std::string_view data, size_t* consumed);
+  // `payload` (may be null) receives the chunk data within `data`, in order (a codec that
+  // re-frames the body forwards those; trailers are checked and dropped).
+  Result Scan(std::string_view data, size_t* consumed,
+              std::vector<std::string_view>* payload = nullptr);
 
   // Payload bytes seen so far (sum of chunk sizes), for stats and limits.
   uint64_t payload_bytes() const { return payload_bytes_; }

@@ -4,6 +4,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -191,9 +192,37 @@ void EventLoop::Close(int fd) {
   close(fd);
 }
 
+size_t EventLoop::SendingBytes(int fd) const { return Sending(fd) ? sending_[fd]->data.size() : 0; }
+
+void EventLoop::RunAfterEvent(AfterEvent* work) {
+  if (work->after_event_queued_) return;
+  work->after_event_queued_ = true;
+  after_event_.push_back(work);
+}
+
+void EventLoop::CancelAfterEvent(AfterEvent* work) {
+  if (!work->after_event_queued_) return;
+  work->after_event_queued_ = false;
+  // Nulled, not erased: the queue may be running.
+  std::replace(after_event_.begin(), after_event_.end(), work, static_cast<AfterEvent*>(nullptr));
+}
+
+void EventLoop::RunAfterEventQueue() {
+  // Work may queue more work (a flush that frees room resumes a reader): run until empty.
+  for (size_t i = 0; i < after_event_.size(); ++i) {
+    AfterEvent* work = after_event_[i];
+    if (work == nullptr) continue;
+    work->after_event_queued_ = false;
+    after_event_[i] = nullptr;
+    work->RunAfterEvent();
+  }
+  after_event_.clear();
+}
+
 void EventLoop::Deliver(int fd, uint32_t events) {
   if (fd >= 0 && static_cast<size_t>(fd) < handlers_.size() && handlers_[fd] != nullptr) {
     handlers_[fd]->OnEvents(events);
+    RunAfterEventQueue();
   }
 }
 
@@ -296,6 +325,7 @@ void EventLoop::Run() {
       } else {
         handler->OnEvents(events[i].events);
       }
+      RunAfterEventQueue();
     }
     lone_event_ = false;
     DrainSends();
@@ -303,13 +333,16 @@ void EventLoop::Run() {
     if (tick_ && now_ >= next_tick_) {
       next_tick_ = now_ + tick_interval_;
       tick_();
+      RunAfterEventQueue();
       DrainSends();
       deferred_.clear();
     }
   }
   RunPosted();  // run what was posted before Stop (e.g. final flushes)
+  RunAfterEventQueue();
   DrainSends();
   deferred_.clear();
+  stop_ = false;  // a loop may be run again (tests drive one in steps)
 }
 
 }  // namespace weft::net

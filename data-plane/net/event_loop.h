@@ -39,6 +39,20 @@ class Deferred {
 class Buffer;
 class Uring;
 
+// Work that runs once the handler of the current event has returned (also after posted tasks
+// and the tick). A connection written to several times during one event (a response head, then
+// its body, often from another connection's event) sends once, after all of them. An object
+// must leave the queue before it is destroyed (EventLoop::CancelAfterEvent).
+class AfterEvent {
+ public:
+  virtual ~AfterEvent() = default;
+  virtual void RunAfterEvent() = 0;
+
+ private:
+  friend class EventLoop;
+  bool after_event_queued_ = false;
+};
+
 // How a loop sends. kUring queues every send on an io_uring and hands a whole batch to the
 // kernel in one system call. kAuto does so where the kernel allows io_uring, except that a batch
 // of one socket event sends directly (one call either way, and send(2) is cheaper); without
@@ -79,7 +93,14 @@ class EventLoop {
   bool Sending(int fd) const {
     return fd >= 0 && static_cast<size_t>(fd) < sending_.size() && sending_[fd] != nullptr;
   }
+  // Bytes of this socket's still with the kernel (io_uring path; 0 otherwise): output that
+  // counts against a connection's write watermarks as much as its own buffer does.
+  size_t SendingBytes(int fd) const;
   bool uses_uring() const { return ring_ != nullptr; }
+
+  // Queues `work` to run after the current event (at most once until it ran).
+  void RunAfterEvent(AfterEvent* work);
+  void CancelAfterEvent(AfterEvent* work);
   // Why kAuto sends with plain syscalls (empty when it uses io_uring, or was not asked to).
   const std::string& uring_unavailable() const { return uring_unavailable_; }
 
@@ -106,11 +127,13 @@ class EventLoop {
   // Submits queued sends and handles completions until neither is left.
   void DrainSends();
   void Deliver(int fd, uint32_t events);
+  void RunAfterEventQueue();
 
   int epoll_fd_;
   int wake_fd_;
   Clock::time_point now_ = Clock::now();
   std::vector<std::unique_ptr<Deferred>> deferred_;
+  std::vector<AfterEvent*> after_event_;
   std::chrono::milliseconds tick_interval_{100};
   std::function<void()> tick_;
   Clock::time_point next_tick_ = Clock::now();

@@ -8,7 +8,9 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/proto_util.h"
+#include "common/status.h"
 #include "common/strings.h"
+#include "common/xds/validate.h"
 #include "envoy/config/cluster/v3/cluster.pb.h"
 #include "envoy/config/endpoint/v3/endpoint.pb.h"
 #include "envoy/config/listener/v3/listener.pb.h"
@@ -346,17 +348,23 @@ std::shared_ptr<const ProxyConfig> BuildProxyConfig(
 absl::Status StaticResources(const bootstrap::v1::StaticResources& config,
                              ConfigState::ResourceMap* listeners,
                              ConfigState::ResourceMap* clusters) {
-  for (const auto& l : config.listeners()) {
-    auto r = xds::MakeResource(PackAny(l));
-    if (!r.ok()) return r.status();
-    (*listeners)[l.name()] = *r;
-  }
-  for (const auto& c : config.clusters()) {
-    auto r = xds::MakeResource(PackAny(c));
-    if (!r.ok()) return r.status();
-    (*clusters)[c.name()] = *r;
-  }
-  return absl::OkStatus();
+  // The checks an xDS response gets: a field the proxy does not apply is refused here too,
+  // rather than served without it.
+  auto add = [](const auto& messages, std::string_view what, ConfigState::ResourceMap* out) {
+    std::vector<google::protobuf::Any> anys;
+    for (const auto& m : messages) anys.push_back(PackAny(m));
+    if (absl::Status s = xds::ValidateResources(anys); !s.ok()) {
+      return absl::InvalidArgumentError(absl::StrCat(Sv(what), ": ", s.message()));
+    }
+    for (const auto& any : anys) {
+      auto r = xds::MakeResource(any);
+      if (!r.ok()) return r.status();
+      (*out)[(*r)->name] = *r;
+    }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(add(config.listeners(), "listeners", listeners));
+  return add(config.clusters(), "clusters", clusters);
 }
 
 }  // namespace weft::proxy

@@ -223,6 +223,18 @@ void MergeKind(std::vector<std::unique_ptr<WorkerStats>>& workers,
 
 }  // namespace
 
+namespace {
+// Named counters summed over workers, by name.
+std::map<std::string, uint64_t> MergeNamed(std::vector<std::unique_ptr<WorkerStats>>& workers) {
+  std::map<std::string, uint64_t> out;
+  for (auto& w : workers) {
+    std::lock_guard<std::mutex> lock(w->mu_);
+    for (const auto& [name, c] : w->named_) out[name] += c->Value();
+  }
+  return out;
+}
+}  // namespace
+
 std::string StatsStore::PrometheusText() {
   std::string out;
   auto render = [&out]<typename T>(absl::string_view kind, const std::vector<Field<T>>& fields,
@@ -274,6 +286,17 @@ std::string StatsStore::PrometheusText() {
          [this](auto&& visit) { MergeKind(workers_, &WorkerStats::clusters_, visit); });
   render("host", Fields<HostStats>(),
          [this](auto&& visit) { MergeKind(workers_, &WorkerStats::hosts_, visit); });
+  // Counters named at run time (filters, response flags): one family, the name as a label.
+  auto named = MergeNamed(workers_);
+  if (!named.empty()) {
+    absl::StrAppend(&out,
+                    "# HELP weft_proxy_named_total counters named by filters and response flags\n"
+                    "# TYPE weft_proxy_named_total counter\n");
+    for (const auto& [name, value] : named) {
+      absl::StrAppend(&out, "weft_proxy_named_total{name=\"", PromEscape(name), "\"} ", value,
+                      "\n");
+    }
+  }
   return out;
 }
 
@@ -300,6 +323,21 @@ std::string StatsStore::PlainText() {
   render("host", Fields<HostStats>(),
          [this](auto&& visit) { MergeKind(workers_, &WorkerStats::hosts_, visit); });
   return out;
+}
+
+LocalCounter& CounterScope::Counter(std::string_view name) {
+  auto it = cache_.find(name);
+  if (it != cache_.end()) return *it->second;
+  LocalCounter* c = stats_->Named(absl::StrCat(prefix_, Sv(name)));
+  cache_.emplace(std::string(name), c);
+  return *c;
+}
+
+LocalCounter* WorkerStats::Named(const std::string& name) {
+  std::lock_guard<std::mutex> lock(mu_);
+  auto& slot = named_[name];
+  if (!slot) slot = std::make_unique<LocalCounter>();
+  return slot.get();
 }
 
 StatsStore::HostSummary StatsStore::HostTotals(const std::string& key) {

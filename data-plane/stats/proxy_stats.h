@@ -16,6 +16,7 @@
 #include <memory>
 #include <mutex>
 #include <string>
+#include <string_view>
 #include <vector>
 
 namespace weft::proxy {
@@ -111,10 +112,31 @@ struct HostStats {
   HttpStats http;
 };
 
+class WorkerStats;
+
+// Counters named at run time, as Envoy's filters name theirs ("http.<stat_prefix>.rbac.allowed",
+// "listener.<name>.response_flags.UF"): a worker's view with its own cache, so only a name's
+// first use takes the lock.
+class CounterScope {
+ public:
+  CounterScope(WorkerStats* stats, std::string prefix)
+      : stats_(stats), prefix_(std::move(prefix)) {}
+  // "<prefix><name>"; created on first use, valid for the life of the process.
+  LocalCounter& Counter(std::string_view name);
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  WorkerStats* stats_;
+  std::string prefix_;
+  std::map<std::string, LocalCounter*, std::less<>> cache_;
+};
+
 // One worker's blocks, by name. Find* are called on config changes (they lock); the returned
 // pointers are used lock-free.
 class WorkerStats {
  public:
+  // A named counter (see CounterScope), by its full name.
+  LocalCounter* Named(const std::string& name);
   ListenerStats* Listener(const std::string& name);
   RouteStats* Route(const std::string& name);
   ClusterStats* Cluster(const std::string& name);
@@ -127,6 +149,7 @@ class WorkerStats {
   std::map<std::string, std::unique_ptr<RouteStats>> routes_;
   std::map<std::string, std::unique_ptr<ClusterStats>> clusters_;
   std::map<std::string, std::unique_ptr<HostStats>> hosts_;
+  std::map<std::string, std::unique_ptr<LocalCounter>> named_;
 };
 
 // All workers' blocks; renders them merged.

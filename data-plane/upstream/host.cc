@@ -5,6 +5,20 @@
 
 namespace weft::upstream {
 
+std::string_view HealthStatusName(HealthStatus health) {
+  switch (health) {
+    case HealthStatus::kHealthy:
+      return "healthy";
+    case HealthStatus::kUnhealthy:
+      return "unhealthy";
+    case HealthStatus::kDegraded:
+      return "degraded";
+    case HealthStatus::kDraining:
+      return "draining";
+  }
+  return "unknown";
+}
+
 Host::Host(Options options)
     : address_(std::move(options.address)),
       port_(options.port),

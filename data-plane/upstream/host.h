@@ -9,6 +9,7 @@
 #include <cstdint>
 #include <memory>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "common/clock.h"
@@ -30,6 +31,8 @@ enum class HealthStatus : uint8_t {
   // Leaving on purpose: gets no new requests and does not count against its priority's health.
   kDraining,
 };
+// "healthy", "unhealthy", "degraded", "draining".
+std::string_view HealthStatusName(HealthStatus health);
 
 // Peak-EWMA round-trip estimate, maintained by the least-response-time balancer. Stored on the
 // host so that it survives balancer rebuilds after membership changes.

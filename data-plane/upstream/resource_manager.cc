@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/validation.h"
+#include "common/xds/failover_check.h"
 
 namespace weft::upstream {
 
@@ -24,29 +26,11 @@ void Resource::Release() {
 
 absl::StatusOr<ResourceLimits> ResourceLimits::FromProto(
     const envoy::config::cluster::v3::CircuitBreakers& breakers) {
+  ValidationErrors errors;
+  xds::CheckCircuitBreakers(breakers, &errors);
+  if (!errors.ok()) return errors.ToStatus();
   ResourceLimits out;
-  if (breakers.per_host_thresholds_size() > 0) {
-    return absl::InvalidArgumentError("per_host_thresholds: per-host limits are not supported");
-  }
-  bool seen_default = false;
-  for (int i = 0; i < breakers.thresholds_size(); ++i) {
-    const auto& t = breakers.thresholds(i);
-    const std::string at = absl::StrCat("thresholds[", i, "].");
-    if (t.priority() != envoy::config::core::v3::DEFAULT) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(at, "priority: only DEFAULT is supported (routes have no priority)"));
-    }
-    if (seen_default) {
-      return absl::InvalidArgumentError(
-          absl::StrCat(at, "priority: DEFAULT is listed twice; only one would apply"));
-    }
-    seen_default = true;
-    if (t.track_remaining()) {
-      return absl::InvalidArgumentError(absl::StrCat(at, "track_remaining: is not supported"));
-    }
-    if (t.has_max_connection_pools()) {
-      return absl::InvalidArgumentError(absl::StrCat(at, "max_connection_pools: is not supported"));
-    }
+  for (const auto& t : breakers.thresholds()) {
     if (t.has_max_connections()) out.max_connections = t.max_connections().value();
     if (t.has_max_pending_requests()) out.max_pending_requests = t.max_pending_requests().value();
     if (t.has_max_requests()) out.max_requests = t.max_requests().value();

@@ -52,8 +52,11 @@ struct ResourceLimits {
   struct RetryBudget {
     double budget_percent = 20;
     uint64_t min_retry_concurrency = 3;
+    bool operator==(const RetryBudget&) const = default;
   };
   std::optional<RetryBudget> retry_budget;
+  // The cluster manager keeps a cluster's counters while its limits are unchanged.
+  bool operator==(const ResourceLimits&) const = default;
 
   // The DEFAULT-priority thresholds of `breakers` over Envoy's defaults. HIGH-priority
   // thresholds, per-host thresholds, track_remaining and max_connection_pools are refused

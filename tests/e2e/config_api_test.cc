@@ -9,7 +9,9 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <grpcpp/grpcpp.h>
 #include <atomic>
+
 #include <catch2/catch.hpp>
 #include <chrono>
 #include <cstdio>
@@ -26,6 +28,7 @@
 #include "tests/e2e/echo_backends.h"
 #include "tests/support/process.h"
 #include "tests/support/xds_client.h"
+#include "weft/config/v1/config_service.grpc.pb.h"
 
 #ifndef WEFT_SOURCE_DIR
 #error "WEFT_SOURCE_DIR must be defined (tests/e2e/CMakeLists.txt)"
@@ -95,11 +98,12 @@ class ApiCp {
     }
   }
 
-  void Start() {
+  void Start(const std::vector<std::string>& extra_args = {}) {
     std::string error;
-    auto cp = StartWeftCp(config_.path(),
-                          {"--data-dir", data_dir_, "--debounce-ms", "20", "--log-level", "debug"},
-                          &error);
+    std::vector<std::string> args = {"--data-dir", data_dir_,     "--debounce-ms",
+                                     "20",         "--log-level", "debug"};
+    args.insert(args.end(), extra_args.begin(), extra_args.end());
+    auto cp = StartWeftCp(config_.path(), args, &error);
     INFO(error);
     REQUIRE(cp.has_value());
     cp_ = std::move(*cp);
@@ -111,6 +115,12 @@ class ApiCp {
     cp_.process->Kill(SIGKILL);
     REQUIRE(cp_.process->Wait(seconds(5)).has_value());
     cp_ = WeftCp();
+  }
+
+  // SIGSTOP / SIGCONT: a server that stops answering for a while (swapped out, paused VM).
+  void Signal(int sig) {
+    REQUIRE(cp_.process);
+    cp_.process->Kill(sig);
   }
 
   int xds_port() const { return cp_.xds_port; }
@@ -674,6 +684,311 @@ TEST_CASE("config_api: weftctl exit codes for usage errors and an unreachable se
     CHECK(r.took < seconds(4));
   }
   ::close(fd);
+}
+
+// --- 6. the gRPC API refuses what it does not understand -----------------------------------------
+
+TEST_CASE(
+    "config_api: a request carrying unknown field numbers is refused, naming object and field",
+    "[e2e][api]") {
+  TempDir data("weft-api-data");
+  ApiCp cp(data.path());
+  cp.Start();
+  auto stub = config::v1::ConfigService::NewStub(
+      grpc::CreateChannel(cp.server(), grpc::InsecureChannelCredentials()));
+  auto call_apply = [&](const config::v1::ApplyRequest& req, config::v1::ApplyResponse* resp) {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+    return stub->Apply(&ctx, req, resp);
+  };
+
+  config::v1::ApplyRequest req;
+  auto* svc = req.add_objects()->mutable_service();
+  svc->set_name("known");
+  svc->add_ports()->set_port(8080);
+  // What a client built from a newer schema would send: a field inside a port, and an object
+  // kind this weft-cp has never heard of.
+  svc->mutable_ports(0)
+      ->GetReflection()
+      ->MutableUnknownFields(svc->mutable_ports(0))
+      ->AddVarint(99, 1);
+  auto* future = req.add_objects();
+  future->GetReflection()->MutableUnknownFields(future)->AddLengthDelimited(77, "name: x");
+  config::v1::ApplyResponse resp;
+  grpc::Status s = call_apply(req, &resp);
+  INFO(s.error_message());
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(
+      Contains(s.error_message(), "objects[0] (Service/default/known).ports[0]: field number 99"));
+  CHECK(Contains(s.error_message(), "objects[1]: field number 77"));
+  CHECK(Contains(s.error_message(), "refused rather than ignored"));
+  CHECK(cp.Ctl({"get", "Service/default/known"}).exit_code == 1);  // nothing stored
+
+  // The same object without the unknown field is fine.
+  svc->mutable_ports(0)->GetReflection()->MutableUnknownFields(svc->mutable_ports(0))->Clear();
+  req.mutable_objects()->RemoveLast();
+  s = call_apply(req, &resp);
+  INFO(s.error_message());
+  CHECK(s.ok());
+  CHECK(cp.Ctl({"get", "Service/default/known"}).exit_code == 0);
+
+  // Every other request is checked too.
+  config::v1::StatusRequest status_req;
+  status_req.GetReflection()->MutableUnknownFields(&status_req)->AddVarint(5, 1);
+  config::v1::StatusResponse status_resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + seconds(10));
+  s = stub->Status(&ctx, status_req, &status_resp);
+  CHECK(s.error_code() == grpc::StatusCode::INVALID_ARGUMENT);
+  CHECK(Contains(s.error_message(), "StatusRequest: field number 5"));
+}
+
+// --- 7. private keys go nowhere they were not scoped to ------------------------------------------
+
+constexpr std::string_view kSds =
+    "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
+// Not a real key: what matters is whether these bytes leave weft-cp.
+constexpr std::string_view kKeyBody = "MIIEvgIBADANBgkqhkiG9w0BAQEFAASCweftTestKeyMaterial";
+
+std::string SecretFile(std::string_view name, std::string_view scope) {
+  std::string out;
+  if (!scope.empty()) out += "node_groups: [" + std::string(scope) + "]\n";
+  out +=
+      "resources:\n"
+      "- \"@type\": " +
+      std::string(kSds) +
+      "\n"
+      "  name: " +
+      std::string(name) +
+      "\n"
+      "  tls_certificate:\n"
+      "    certificate_chain: {inline_string: \"-----BEGIN CERTIFICATE-----\"}\n"
+      "    private_key: {inline_string: \"-----BEGIN PRIVATE KEY-----\\n" +
+      std::string(kKeyBody) + "\\n-----END PRIVATE KEY-----\"}\n";
+  return out;
+}
+
+// What a node gets when it asks for `secret` on a fresh ADS stream: the first SotW request of
+// a type is always answered, so an empty answer means "not yours".
+DiscoveryResponse AskForSecret(int xds_port, const std::string& node_id,
+                               const std::string& secret) {
+  SotwClient client(xds_port);
+  auto node = MakeNode(node_id, "");
+  REQUIRE(client.Send(SotwRequest(kSds, {secret}, &node)));
+  auto r = client.Next(seconds(5));
+  REQUIRE(r.has_value());
+  return *r;
+}
+
+bool CarriesKey(const DiscoveryResponse& r) {
+  return Contains(r.SerializeAsString(), std::string(kKeyBody));
+}
+
+TEST_CASE(
+    "config_api: no private key over an unscoped ADS stream, scoped keys only with "
+    "--insecure-serve-private-keys, redacted in proxy-config",
+    "[e2e][api][secrets]") {
+  SECTION("off by default: a key is refused, scoped or not, and no node gets it") {
+    TempDir config("weft-secrets");
+    REQUIRE(WriteFileAtomic(config.Join("unscoped.yaml"), SecretFile("server-cert", "")));
+    REQUIRE(WriteFileAtomic(config.Join("scoped.yaml"), SecretFile("trusted-cert", "trusted")));
+    std::string error;
+    auto cp = StartWeftCp(config.path(), {}, &error);
+    INFO(error);
+    REQUIRE(cp.has_value());
+    std::string dir_state = HttpGet(cp->admin_port, "/debug/config").body;
+    INFO(dir_state);
+    CHECK(Contains(dir_state, "unscoped.yaml"));
+    CHECK(Contains(dir_state,
+                   "resources[0].tls_certificate.private_key: holds an inline private key"));
+    CHECK(Contains(dir_state, "scoped.yaml"));
+    CHECK(Contains(dir_state, "served only with --insecure-serve-private-keys"));
+    CHECK_FALSE(Contains(dir_state, std::string(kKeyBody)));
+    for (const char* node : {"stranger", "trusted"}) {
+      INFO("node " << node);
+      for (const char* secret : {"server-cert", "trusted-cert"}) {
+        DiscoveryResponse r = AskForSecret(cp->xds_port, node, secret);
+        CHECK(r.resources_size() == 0);
+        CHECK_FALSE(CarriesKey(r));
+      }
+    }
+    CHECK_FALSE(Contains(cp->process->Log(), std::string(kKeyBody)));
+  }
+
+  SECTION("turned on: only the scoped group gets it, with a warning; never shown in dumps") {
+    TempDir config("weft-secrets");
+    REQUIRE(WriteFileAtomic(config.Join("unscoped.yaml"), SecretFile("server-cert", "")));
+    REQUIRE(WriteFileAtomic(config.Join("scoped.yaml"), SecretFile("trusted-cert", "trusted")));
+    std::string error;
+    auto cp = StartWeftCp(config.path(), {"--insecure-serve-private-keys"}, &error);
+    INFO(error);
+    REQUIRE(cp.has_value());
+    CHECK(Contains(cp->process->Log(), "--insecure-serve-private-keys"));
+    CHECK(Contains(cp->process->Log(), "local development only"));
+    // Unscoped stays refused even with the flag.
+    std::string dir_state = HttpGet(cp->admin_port, "/debug/config").body;
+    INFO(dir_state);
+    CHECK(Contains(dir_state, "unscoped.yaml"));
+    CHECK_FALSE(Contains(dir_state, "/scoped.yaml"));
+
+    DiscoveryResponse stranger = AskForSecret(cp->xds_port, "stranger", "trusted-cert");
+    CHECK(stranger.resources_size() == 0);
+    CHECK_FALSE(CarriesKey(stranger));
+    CHECK_FALSE(CarriesKey(AskForSecret(cp->xds_port, "stranger", "server-cert")));
+
+    // The group it was scoped to gets it: the node id names the group.
+    SotwClient trusted(cp->xds_port);
+    auto node = MakeNode("trusted", "");
+    REQUIRE(trusted.Send(SotwRequest(kSds, {"trusted-cert"}, &node)));
+    auto r = trusted.Next(seconds(5));
+    REQUIRE(r.has_value());
+    CHECK(Names(*r) == std::vector<std::string>{"trusted-cert"});
+    CHECK(CarriesKey(*r));
+    REQUIRE(trusted.Send(SotwAck(*r, {"trusted-cert"})));
+
+    // What the node was sent, as an operator sees it: redacted.
+    std::string pc;
+    REQUIRE(WaitFor(
+        [&] {
+          CtlResult res = RunWeftctl(
+              {"--server", "127.0.0.1:" + std::to_string(cp->api_port), "proxy-config", "trusted"});
+          pc = res.out;
+          return res.exit_code == 0 && Contains(pc, "trusted-cert");
+        },
+        seconds(10), milliseconds(100)));
+    INFO(pc);
+    CHECK(Contains(pc, "[redacted]"));
+    CHECK(Contains(pc, "BEGIN CERTIFICATE"));  // only the key fields are redacted
+    CHECK_FALSE(Contains(pc, std::string(kKeyBody)));
+    for (const char* path : {"/debug/snapshots", "/debug/proxies", "/debug/config"}) {
+      INFO(path);
+      CHECK_FALSE(Contains(HttpGet(cp->admin_port, path).body, std::string(kKeyBody)));
+    }
+  }
+}
+
+// --- 8. apply is honest about time and size ----------------------------------------------------
+
+std::string ManyServices(int n, int first = 0) {
+  std::string out;
+  for (int i = first; i < first + n; ++i) {
+    if (!out.empty()) out += "---\n";
+    out += ServiceYaml("svc-" + std::to_string(i), 8080, {9000 + i % 1000});
+  }
+  return out;
+}
+
+TEST_CASE("config_api: applying what is stored already is a no-op that keeps the revision",
+          "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start();
+  std::string f = WriteYaml(files, "mesh.yaml", ManyServices(3));
+  CtlResult first = cp.Ctl({"apply", "-f", f});
+  INFO(first);
+  REQUIRE(first.exit_code == 0);
+  CHECK(Contains(first.out, "revision 1\n"));
+  CtlResult again = cp.Ctl({"apply", "-f", f, "--wait", "--timeout", "5"});
+  INFO(again);
+  CHECK(again.exit_code == 0);
+  CHECK(Contains(again.out, "Service/default/svc-0 unchanged"));
+  CHECK_FALSE(Contains(again.out, "created"));
+  CHECK_FALSE(Contains(again.out, "updated"));
+  CHECK(Contains(again.out, "revision 1\n"));
+  CtlResult st = cp.Ctl({"status"});
+  CHECK(Contains(st.out, "revision 1 (serving 1)"));
+}
+
+TEST_CASE("config_api: a request above the size limit is refused as too large, exit 1",
+          "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start({"--max-api-request-bytes", "10000"});
+  std::string big = WriteYaml(files, "big.yaml", ManyServices(400));
+  CtlResult r = cp.Ctl({"apply", "-f", big});
+  INFO(r);
+  CHECK(r.exit_code == 1);
+  CHECK(Contains(r.err, "too large: "));
+  CHECK(Contains(r.err, " bytes, limit 10000"));
+  CHECK(cp.Ctl({"get", "Service/default/svc-0"}).exit_code == 1);
+  // Below the limit it goes through.
+  std::string small = WriteYaml(files, "small.yaml", ManyServices(10));
+  CHECK(cp.Ctl({"apply", "-f", small}).exit_code == 0);
+}
+
+TEST_CASE(
+    "config_api: an apply past its deadline is either committed and reported so, or not "
+    "committed ever",
+    "[e2e][api]") {
+  TempDir data("weft-api-data");
+  TempDir files("weft-api-files");
+  ApiCp cp(data.path());
+  cp.Start();
+
+  SECTION("a request settled before it arrives is refused when it does") {
+    auto stub = config::v1::ConfigService::NewStub(
+        grpc::CreateChannel(cp.server(), grpc::InsecureChannelCredentials()));
+    config::v1::SettleRequest settle;
+    settle.set_request_id("gave-up-on-this");
+    config::v1::SettleResponse settled;
+    {
+      grpc::ClientContext ctx;
+      REQUIRE(stub->Settle(&ctx, settle, &settled).ok());
+    }
+    CHECK_FALSE(settled.committed());
+    config::v1::ApplyRequest req;
+    auto* svc = req.add_objects()->mutable_service();
+    svc->set_name("late");
+    svc->add_ports()->set_port(8080);
+    req.set_request_id("gave-up-on-this");
+    config::v1::ApplyResponse resp;
+    grpc::ClientContext ctx;
+    grpc::Status s = stub->Apply(&ctx, req, &resp);
+    INFO(s.error_message());
+    CHECK(s.error_code() == grpc::StatusCode::ABORTED);
+    CHECK(Contains(s.error_message(), "not applied"));
+    CHECK(cp.Ctl({"get", "Service/default/late"}).exit_code == 1);
+    // A fresh id goes through; settling it afterwards reports the commit.
+    req.set_request_id("fresh");
+    grpc::ClientContext ctx2;
+    REQUIRE(stub->Apply(&ctx2, req, &resp).ok());
+    settle.set_request_id("fresh");
+    grpc::ClientContext ctx3;
+    REQUIRE(stub->Settle(&ctx3, settle, &settled).ok());
+    CHECK(settled.committed());
+    CHECK(settled.revision() == resp.revision());
+  }
+
+  SECTION("weftctl's answer matches what the server did when the deadline passes") {
+    for (int round = 0; round < 3; ++round) {
+      INFO("round " << round);
+      std::string name = "paused-" + std::to_string(round);
+      std::string f = WriteYaml(files, name + ".yaml", ServiceYaml(name, 8080, {9001}));
+      // weft-cp stops answering; weftctl's 1 s deadline passes while its request waits.
+      cp.Signal(SIGSTOP);
+      CtlResult r;
+      std::thread ctl([&] { r = cp.Ctl({"apply", "-f", f, "--rpc-timeout", "1"}); });
+      std::this_thread::sleep_for(milliseconds(1500 + 200 * round));
+      cp.Signal(SIGCONT);
+      ctl.join();
+      INFO(r);
+      REQUIRE((r.exit_code == 0 || r.exit_code == 4));
+      // Give a late commit every chance to show up, then compare with what weftctl said.
+      std::this_thread::sleep_for(milliseconds(500));
+      bool stored = cp.Ctl({"get", "Service/default/" + name}).exit_code == 0;
+      if (r.exit_code == 0) {
+        CHECK(Contains(r.err, "the answer came late"));
+        CHECK(Contains(r.out, "revision "));
+        CHECK(stored);
+      } else {
+        CHECK(Contains(r.err, "not applied"));
+        CHECK(Contains(r.err, "nothing changed"));
+        CHECK_FALSE(stored);
+      }
+    }
+  }
 }
 
 }  // namespace

@@ -192,6 +192,31 @@ TEST_CASE("validation errors point at the offending line") {
   CHECK(s.errors[0].message.find("missing )") != std::string::npos);
 }
 
+TEST_CASE("node_groups scopes a document's resources to those groups") {
+  TempDir dir;
+  dir.Write("shared.yaml", Clusters({"everyone"}));
+  dir.Write("scoped.yaml", "node_groups: [payments, web]\n" + Clusters({"only-some"}));
+  dir.Write("bad-default.yaml", "node_groups: [default]\n" + Clusters({"d"}));
+  dir.Write("bad-empty.yaml", "node_groups: []\n" + Clusters({"e"}));
+  dir.Write("bad-type.yaml", "node_groups: payments\n" + Clusters({"f"}));
+  Watcher w;
+  auto source = MustCreate(dir, &w);
+  ConfigDirState s = source->Current();
+  INFO(Describe(s));
+  CHECK(Names(s) == std::vector<std::string>{"everyone"});
+  REQUIRE(s.group_resources.size() == 2);
+  CHECK(s.group_resources.at("payments").size() == 1);
+  CHECK(s.group_resources.at("payments")[0]->name == "only-some");
+  CHECK(s.group_resources.at("web")[0]->name == "only-some");
+  REQUIRE(s.errors.size() == 3);
+  CHECK(s.errors[0].message.find("bad-default.yaml:1: node_groups: \"default\" is every node") !=
+        std::string::npos);
+  CHECK(s.errors[1].message.find("bad-empty.yaml:1: node_groups: must name at least one") !=
+        std::string::npos);
+  CHECK(s.errors[2].message.find("bad-type.yaml:1: node_groups: must be a list") !=
+        std::string::npos);
+}
+
 TEST_CASE("duplicate names are refused within a file and across files") {
   TempDir dir;
   dir.Write("one.yaml", Clusters({"a", "b", "a"}));

@@ -80,7 +80,7 @@ TEST_CASE("health: Envoy's defaults and the fields the checker refuses") {
   CHECK(s->interval == seconds(5));
   CHECK(s->no_traffic_interval == seconds(60));
   hc.mutable_alt_port()->set_value(81);
-  CHECK(Schedule::FromProto(hc).status().message() == "alt_port: is not supported");
+  CHECK(Schedule::FromProto(hc).status().message() == "alt_port: is not supported by weft-proxy");
   hc.clear_alt_port();
   hc.mutable_reuse_connection()->set_value(false);
   CHECK_FALSE(Schedule::FromProto(hc).ok());

@@ -10,10 +10,14 @@
 #include "envoy/config/listener/v3/listener.pb.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "envoy/extensions/filters/http/router/v3/router.pb.h"
+#include "envoy/extensions/filters/network/http_connection_manager/v3/http_connection_manager.pb.h"
 #include "tests/unit/resource_util.h"
 
 namespace weft::proxy {
 namespace {
+
+using HttpConnectionManagerMessage =
+    envoy::extensions::filters::network::http_connection_manager::v3::HttpConnectionManager;
 
 template <typename Message>
 void Add(ConfigState::ResourceMap* map, std::string_view yaml) {
@@ -265,6 +269,30 @@ endpoints:
   CHECK(b.endpoints[1].joined_at == t1);
   CHECK(b.endpoints[2].port == 82);
   CHECK(b.endpoints[2].joined_at == t1);
+}
+
+TEST_CASE("proxy config: static resources are held to the checks of an xDS response") {
+  (void)envoy::extensions::filters::http::router::v3::Router::descriptor();
+  bootstrap::v1::StaticResources statics;
+  auto s = YamlToProto(kHcmListener, "bootstrap.yaml", statics.add_listeners());
+  REQUIRE(s.ok());
+  ConfigState::ResourceMap listeners, clusters;
+  CHECK(StaticResources(statics, &listeners, &clusters).ok());
+  CHECK(listeners.count("web") == 1);
+
+  // A field weft-proxy does not apply is refused, as it would be over xDS.
+  auto* hcm_any = statics.mutable_listeners(0)
+                      ->mutable_filter_chains(0)
+                      ->mutable_filters(0)
+                      ->mutable_typed_config();
+  HttpConnectionManagerMessage hcm;
+  REQUIRE(hcm_any->UnpackTo(&hcm));
+  hcm.mutable_stream_idle_timeout()->set_seconds(5);
+  hcm_any->PackFrom(hcm);
+  listeners.clear();
+  absl::Status refused = StaticResources(statics, &listeners, &clusters);
+  INFO(refused.message());
+  CHECK(refused.message().find("stream_idle_timeout") != std::string_view::npos);
 }
 
 }  // namespace

@@ -118,8 +118,8 @@ endpoints:
   CHECK(Errors(Pack<Secret>(R"(
 name: server-cert
 tls_certificate:
-  certificate_chain: {filename: /etc/certs/cert.pem}
-  private_key: {filename: /etc/certs/key.pem}
+  certificate_chain: {inline_string: "-----BEGIN CERTIFICATE-----\nMAMCAQE=\n-----END CERTIFICATE-----\n"}
+  private_key: {inline_string: "-----BEGIN PRIVATE KEY-----\nMAMCAQE=\n-----END PRIVATE KEY-----\n"}
 )"))
             .empty());
 }
@@ -292,8 +292,9 @@ policy: {overprovisioning_factor: 0}
 TEST_CASE("secrets need a type and complete key material") {
   auto e = Errors(Pack<Secret>("name: s\ntls_certificate: {certificate_chain: {filename: c}}\n"));
   CHECK(Has(e, {"tls_certificate.private_key: must be set"}));
+  CHECK(Has(e, {"tls_certificate.certificate_chain.filename: is not applied"}));
   e = Errors(Pack<Secret>("name: s\n"));
-  CHECK(Has(e, {"one of tls_certificate, validation_context, generic_secret"}));
+  CHECK(Has(e, {"one of tls_certificate or validation_context must be set"}));
 }
 
 TEST_CASE("ValidateResources reports every problem, including duplicates and foreign types") {

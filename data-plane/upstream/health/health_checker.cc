@@ -2,6 +2,9 @@
 
 #include <algorithm>
 
+#include "common/validation.h"
+#include "common/xds/failover_check.h"
+
 namespace weft::upstream::health {
 namespace {
 
@@ -17,14 +20,10 @@ milliseconds Uniform(Random* random, milliseconds below) {
 }  // namespace
 
 absl::StatusOr<Schedule> Schedule::FromProto(const envoy::config::core::v3::HealthCheck& hc) {
-  if (hc.has_alt_port()) return absl::InvalidArgumentError("alt_port: is not supported");
-  if (hc.has_reuse_connection() && !hc.reuse_connection().value()) {
-    return absl::InvalidArgumentError("reuse_connection: false is not supported");
-  }
-  if (hc.event_logger_size() > 0) {
-    return absl::InvalidArgumentError("event_logger: is not supported");
-  }
-  if (hc.has_tls_options()) return absl::InvalidArgumentError("tls_options: is not supported");
+  // What the checker and the probers implement: the same check weft-cp and the NACK path run.
+  ValidationErrors errors;
+  xds::CheckHealthCheck(hc, &errors);
+  if (!errors.ok()) return errors.ToStatus();
   Schedule s;
   if (hc.has_timeout()) s.timeout = Millis(hc.timeout());
   if (hc.has_interval()) s.interval = Millis(hc.interval());
@@ -89,6 +88,17 @@ void Checker::SetHosts(const std::vector<std::string>& hosts) {
   if (on_change_) {
     for (const std::string& key : newcomers) on_change_(key, false);
   }
+}
+
+void Checker::SetClusterActive(bool active) {
+  if (active && !active_) {
+    const Clock::TimePoint now = clock_->Now();
+    for (auto& [key, h] : hosts_) {
+      if (h.in_flight || h.next_probe <= now + schedule_.interval) continue;
+      h.next_probe = now + Uniform(random_, schedule_.interval);
+    }
+  }
+  active_ = active;
 }
 
 const HostHealth* Checker::Find(std::string_view host) const {

@@ -69,8 +69,9 @@ struct Schedule {
   milliseconds unhealthy_edge_interval{0};      // 0: the interval that applies anyway
   milliseconds healthy_edge_interval{0};
 
-  // The timing fields of `hc` over the defaults. Fails naming a field the checker does not
-  // implement (alt_port, reuse_connection false, event loggers, TLS options).
+  // The timing fields of `hc` over the defaults. Fails naming every field the checker or its
+  // prober does not implement (common/xds/failover_check.h: alt_port, reuse_connection false,
+  // event loggers, TLS options, custom checks, ...).
   static absl::StatusOr<Schedule> FromProto(const envoy::config::core::v3::HealthCheck& hc);
 };
 
@@ -109,9 +110,12 @@ class Checker {
   // one interval; later newcomers are pending (not healthy) until their first answer. Hosts
   // that stay keep their state; a probe in flight to a removed host is dropped on return.
   void SetHosts(const std::vector<std::string>& hosts);
-  // Whether the cluster carried traffic recently (no_traffic_interval applies while it does
-  // not). The cluster manager sets it from what workers report.
-  void SetClusterActive(bool active) { active_ = active; }
+  // Whether the cluster carries traffic (no_traffic_interval applies while it does not). The
+  // cluster manager sets it from what workers report. Turning active pulls probes due later
+  // than one interval forward (spread over one interval), so a host that fails once traffic
+  // flows is not left unnoticed for the rest of a no-traffic interval.
+  void SetClusterActive(bool active);
+  bool cluster_active() const { return active_; }
   // Sends the probes that are due. Call often (the main loop's tick).
   void Tick();
 

@@ -104,6 +104,10 @@ struct LbContext {
   std::optional<uint64_t> hash_key;
   /// Overrides the balancer's random source for this pick; null uses the balancer's own.
   Random* random = nullptr;
+  /// Retries: the n-th other pick for the same request. Ring hash and Maglev move to another
+  /// host for the same key (the next point on the ring, a re-mixed table slot, as Envoy does
+  /// for its previous-hosts retry predicate); the other balancers just pick again.
+  uint32_t attempt = 0;
 };
 
 /// Chooses hosts for one cluster on one worker. See the file comment for threading.

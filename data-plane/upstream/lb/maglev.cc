@@ -50,7 +50,8 @@ class MaglevPicker final : public Picker {
   }
 
   Host* Pick(const LbContext& context, Random& random) override {
-    const uint64_t h = context.hash_key ? Mix64(*context.hash_key) : random.Next();
+    uint64_t h = context.hash_key ? Mix64(*context.hash_key) : random.Next();
+    if (context.attempt > 0) h = Mix64(h ^ (0x9E3779B97F4A7C15ULL * context.attempt));
     return table_[h % table_.size()];
   }
 

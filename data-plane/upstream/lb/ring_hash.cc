@@ -53,7 +53,15 @@ class RingHashPicker final : public Picker {
     const uint64_t h = context.hash_key ? Mix64(*context.hash_key) : random.Next();
     size_t i = std::lower_bound(points_.begin(), points_.end(), h) - points_.begin();
     if (i == points_.size()) i = 0;
-    return hosts_[i];
+    if (context.attempt == 0) return hosts_[i];
+    // The attempt-th point after it whose host differs from the key's own.
+    Host* first = hosts_[i];
+    uint32_t skipped = 0;
+    for (size_t n = 1; n < hosts_.size(); ++n) {
+      Host* h2 = hosts_[(i + n) % hosts_.size()];
+      if (h2 != first && ++skipped == context.attempt) return h2;
+    }
+    return first;
   }
 
  private:

@@ -4,6 +4,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/validation.h"
+#include "common/xds/failover_check.h"
 
 namespace weft::upstream::outlier {
 namespace {
@@ -40,9 +42,9 @@ std::string_view EjectionTypeName(EjectionType type) {
 }
 
 absl::StatusOr<Config> Config::FromProto(const envoy::config::cluster::v3::OutlierDetection& p) {
-  if (p.monitors_size() > 0) {
-    return absl::InvalidArgumentError("monitors: outlier detection monitors are not supported");
-  }
+  ValidationErrors errors;
+  xds::CheckOutlierDetection(p, &errors);
+  if (!errors.ok()) return errors.ToStatus();
   Config c;
   if (p.has_interval()) c.interval = Millis(p.interval());
   if (p.has_base_ejection_time()) c.base_ejection_time = Millis(p.base_ejection_time());

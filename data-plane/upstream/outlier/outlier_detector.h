@@ -57,6 +57,7 @@ struct LatencyRule {
   uint32_t minimum_hosts = 5;
   uint32_t request_volume = 50;  // per host per interval, to be judged at all
   double enforcing = 100;
+  bool operator==(const LatencyRule&) const = default;
 };
 
 struct Config {
@@ -89,6 +90,9 @@ struct Config {
   uint32_t failure_percentage_request_volume = 50;
 
   std::optional<LatencyRule> latency;
+
+  // The cluster manager keeps a detector (and its ejections) while its config is unchanged.
+  bool operator==(const Config&) const = default;
 
   // Envoy's defaults for every field left unset. Fails (naming the field) on what the detector
   // does not implement: `monitors`.
