@@ -64,8 +64,10 @@ constexpr size_t kLowWater = 256 << 10;
 // While a response is pending, bytes of a pipelined next request are read only up to this.
 constexpr size_t kMaxReadAhead = 64 << 10;
 // After answering an error, how long to keep draining the client's input before closing, so the
-// client reads the answer instead of a reset.
+// client reads the answer instead of a reset; and how much of it at most, so a client that
+// never stops sending is cut off rather than read at line rate for that long.
 constexpr auto kLingerTime = std::chrono::seconds(1);
+constexpr size_t kLingerBytes = 1 << 20;
 
 // Request headers as the router and the header mutations see them: views into the read
 // buffer, plus owned strings for values the proxy adds.
@@ -478,6 +480,14 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   };
 
   void ReadDownstream();
+  // How much unprocessed input the current state may hold (see ReadDownstream).
+  size_t InputLimit() const;
+  // Output held for a peer: its buffer plus what its io_uring send still holds. Reading from
+  // the other side pauses above kHighWater and resumes below kLowWater.
+  size_t DownstreamBacklog() const { return out_.size() + worker_->loop_->SendingBytes(fd_); }
+  size_t UpstreamBacklog() const {
+    return up_->out_.size() + worker_->loop_->SendingBytes(up_->fd_);
+  }
   void Process();
   void StartRequest();
   void ForwardRequestBody();
@@ -520,13 +530,15 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   bool readable_ = false;  // see UpstreamConn
   bool rdhup_ = false;
   bool close_after_response_ = false;
-  bool processing_ = false;  // inside Process(): completions must not re-enter it
+  bool processing_ = false;        // inside Process(): completions must not re-enter it
+  bool reading_upstream_ = false;  // inside ReadUpstream()
   bool write_shut_ = false;
   bool upstream_write_shut_ = false;  // tunnel: the client's half-close, passed on
   uint32_t requests_ = 0;
   Clock::time_point idle_since_;
   Clock::time_point head_started_{};
   Clock::time_point linger_deadline_{};
+  size_t discarded_ = 0;  // input read and dropped while closing
   http1::MessageHead head_;
   // The upstream's response head and the headers passed on: per connection, not per response,
   // so their vectors keep their capacity.
@@ -542,21 +554,38 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
 // ---------------------------------------------------------------------------------------------
 // Downstream side.
 
+size_t HttpConnection::InputLimit() const {
+  switch (state_) {
+    case State::kHead:
+      // Past the head limit the head is complete or refused (431): nothing more is needed.
+      return listener_->config->http.limits.max_head_bytes;
+    case State::kWaitResponse:
+      // A pipelined next request waits; read ahead only a little of it.
+      return kMaxReadAhead;
+    default:
+      // Bodies, tunnels and the linger after an error are processed read by read; what they
+      // pass on counts against the peer's watermark.
+      return net::Buffer::kReadSize;
+  }
+}
+
+// Reads and processes read by read, never holding more unprocessed input than the state's
+// InputLimit(): however fast a client sends, a connection's input buffer stays within it.
 void HttpConnection::ReadDownstream() {
-  if (read_paused_) return;
-  while (readable_) {
-    // Read ahead only a little while a response is outstanding: a pipelining client must not
-    // make the proxy buffer unbounded input.
-    if (state_ == State::kWaitResponse && in_.size() >= kMaxReadAhead) break;
+  bool unprocessed = true;  // input or EOF that Process() has not seen yet
+  while (!closed_ && !read_paused_ && readable_ && in_.size() < InputLimit()) {
     long n = in_.ReadFrom(fd_);
     if (n > 0) {
       // A short read emptied the socket: skip the read that would only return EAGAIN.
       if (static_cast<size_t>(n) < net::Buffer::kReadSize && !rdhup_) readable_ = false;
+      Process();
+      unprocessed = false;
       continue;
     }
     readable_ = false;
     if (n == 0) {
       peer_eof_ = true;
+      unprocessed = true;
       break;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -564,7 +593,7 @@ void HttpConnection::ReadDownstream() {
     Close();
     return;
   }
-  Process();
+  if (!closed_ && unprocessed) Process();
 }
 
 void HttpConnection::Process() {
@@ -575,8 +604,9 @@ void HttpConnection::Process() {
       break;
     }
     if (state_ == State::kClosing) {
+      discarded_ += in_.size();
       in_.Clear();
-      if (peer_eof_ && OutputDrained()) Close();
+      if ((peer_eof_ && OutputDrained()) || discarded_ > kLingerBytes) Close();
       break;
     }
     if (state_ == State::kHead) {
@@ -949,7 +979,7 @@ void HttpConnection::ForwardRequestBody() {
   }
   if (rq.body_done) state_ = State::kWaitResponse;
   WriteUpstream();
-  if (up_ != nullptr && up_->out_.size() > kHighWater) read_paused_ = true;
+  if (up_ != nullptr && UpstreamBacklog() > kHighWater) read_paused_ = true;
 }
 
 void HttpConnection::WriteUpstream() {
@@ -992,7 +1022,7 @@ void HttpConnection::OnUpstreamEvents(UpstreamConn* up, uint32_t events) {
       TunnelPump();  // a half-close waiting for the client's bytes to drain goes out now
       if (closed_ || up_ != up) return;
     }
-    if (read_paused_ && up_->out_.size() < kLowWater) {
+    if (read_paused_ && UpstreamBacklog() < kLowWater) {
       read_paused_ = false;
       ReadDownstream();
       if (closed_ || up_ != up) return;
@@ -1005,26 +1035,36 @@ void HttpConnection::OnUpstreamEvents(UpstreamConn* up, uint32_t events) {
   }
 }
 
+// Read by read, as ReadDownstream: each read is passed on before the next, and reading stops
+// while the client's backlog is above the watermark (ProcessResponse pauses it).
 void HttpConnection::ReadUpstream() {
   if (up_ == nullptr || up_->read_paused_) return;
   UpstreamConn* up = up_;
-  while (up->readable_) {
-    if (up->in_.size() > kHighWater) break;  // resumes once the client has taken some
+  bool unprocessed = true;
+  struct Reading {
+    bool* flag;
+    bool before;
+    ~Reading() { *flag = before; }
+  } reading{&reading_upstream_, reading_upstream_};
+  reading_upstream_ = true;
+  while (up->readable_ && !up->read_paused_ && up->in_.size() < net::Buffer::kReadSize) {
     long n = up->in_.ReadFrom(up->fd_);
     if (n > 0) {
       if (static_cast<size_t>(n) < net::Buffer::kReadSize && !up->rdhup_) up->readable_ = false;
+      ProcessResponse();
+      unprocessed = false;
+      // Finished (the connection went back to the pool, or was closed) or the client is gone.
+      if (closed_ || up_ != up) return;
       continue;
     }
     up->readable_ = false;
-    if (n == 0) {
-      up->eof_ = true;
-      break;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      up->eof_ = true;  // a reset is treated like a close, with whatever was read
+      unprocessed = true;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    up->eof_ = true;  // reset: treat like a close, with whatever was read
     break;
   }
-  ProcessResponse();
+  if (unprocessed) ProcessResponse();
 }
 
 void HttpConnection::ProcessResponse() {
@@ -1168,7 +1208,7 @@ void HttpConnection::ProcessResponse() {
     UpstreamGone();
     return;
   }
-  if (out_.size() > kHighWater) up->read_paused_ = true;
+  if (DownstreamBacklog() > kHighWater) up->read_paused_ = true;
   Flush();
 }
 
@@ -1214,13 +1254,13 @@ void HttpConnection::TunnelPump() {
     in_.Clear();
     WriteUpstream();
     if (closed_ || up_ == nullptr) return;
-    if (up->out_.size() > kHighWater) read_paused_ = true;
+    if (UpstreamBacklog() > kHighWater) read_paused_ = true;
   }
   if (!up->in_.empty()) {
     rq.bytes_sent += up->in_.size();
     out_.Append(up->in_.readable());
     up->in_.Clear();
-    if (out_.size() > kHighWater) up->read_paused_ = true;
+    if (DownstreamBacklog() > kHighWater) up->read_paused_ = true;
   }
   if (peer_eof_ && !upstream_write_shut_ && up->connected_ && up->out_.empty()) {
     worker_->loop_->ShutdownWrite(up->fd_);
@@ -1367,9 +1407,11 @@ void HttpConnection::Flush() {
     Close();
     return;
   }
-  if (up_ != nullptr && up_->read_paused_ && out_.size() < kLowWater) {
+  if (up_ != nullptr && up_->read_paused_ && DownstreamBacklog() < kLowWater) {
     up_->read_paused_ = false;
-    ReadUpstream();
+    // Inside ReadUpstream its loop carries on; calling it again would nest once per drained
+    // watermark's worth of a long response.
+    if (!reading_upstream_) ReadUpstream();
     if (closed_) return;
   }
   if (state_ == State::kClosing && OutputDrained() && !write_shut_) {

@@ -94,6 +94,7 @@ Received ReceiveUntilEnd(int fd, milliseconds wait = seconds(5)) {
 
 // For --io-uring on: false (with a warning) where this kernel refuses io_uring.
 bool SendModeAvailable(const std::string& io_uring) {
+  UNSCOPED_INFO("--io-uring " << io_uring);
   if (io_uring != "on") return true;
   auto loop = net::EventLoop::Create(net::SendMode::kUring);
   if (!loop.ok()) WARN("io_uring unavailable, path not tested: " << loop.status().message());
@@ -138,6 +139,10 @@ class UpstreamConn {
   int fd() const { return fd_; }
   // Reads one request head and its Content-Length or chunked body; nullopt on EOF or error.
   std::optional<SeenRequest> ReadRequest();
+  // Reads one request head only (recorded); its body is left to TakeBody.
+  std::optional<SeenRequest> ReadHead();
+  // Up to `max` bytes of what follows the head: buffered ones first, then one recv. 0 on EOF.
+  size_t TakeBody(size_t max);
   bool Send(std::string_view data) { return SendAll(fd_, data); }
   // A 200 with `body`, keep-alive.
   bool Ok(std::string_view body = "ok\n") {
@@ -147,6 +152,7 @@ class UpstreamConn {
 
  private:
   bool Fill();
+  std::optional<SeenRequest> TakeHead();
   ScriptedUpstream* server_;
   int fd_;
   int index_;
@@ -159,11 +165,17 @@ class ScriptedUpstream {
  public:
   using Handler = std::function<void(UpstreamConn&)>;
 
-  explicit ScriptedUpstream(Handler handler) : handler_(std::move(handler)) {
+  // `socket_buffer` (bytes, 0: the kernel's default): SO_RCVBUF and SO_SNDBUF of every
+  // accepted connection, so a slow upstream holds little in its own kernel buffers.
+  explicit ScriptedUpstream(Handler handler, int socket_buffer = 0) : handler_(std::move(handler)) {
     listen_fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     REQUIRE(listen_fd_ >= 0);
     int one = 1;
     setsockopt(listen_fd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (socket_buffer > 0) {
+      setsockopt(listen_fd_, SOL_SOCKET, SO_RCVBUF, &socket_buffer, sizeof socket_buffer);
+      setsockopt(listen_fd_, SOL_SOCKET, SO_SNDBUF, &socket_buffer, sizeof socket_buffer);
+    }
     sockaddr_in addr{};
     addr.sin_family = AF_INET;
     addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
@@ -246,7 +258,7 @@ bool UpstreamConn::Fill() {
   }
 }
 
-std::optional<SeenRequest> UpstreamConn::ReadRequest() {
+std::optional<SeenRequest> UpstreamConn::TakeHead() {
   size_t end;
   while ((end = in_.find("\r\n\r\n")) == std::string::npos) {
     if (!Fill()) return std::nullopt;
@@ -254,6 +266,27 @@ std::optional<SeenRequest> UpstreamConn::ReadRequest() {
   SeenRequest r;
   r.head = in_.substr(0, end + 2);
   in_.erase(0, end + 4);
+  return r;
+}
+
+std::optional<SeenRequest> UpstreamConn::ReadHead() {
+  auto r = TakeHead();
+  if (r) server_->Record(*r);
+  return r;
+}
+
+size_t UpstreamConn::TakeBody(size_t max) {
+  if (in_.empty() && !Fill()) return 0;
+  size_t n = std::min(max, in_.size());
+  in_.erase(0, n);
+  return n;
+}
+
+std::optional<SeenRequest> UpstreamConn::ReadRequest() {
+  auto head = TakeHead();
+  if (!head) return std::nullopt;
+  SeenRequest& r = *head;
+  size_t end;
   if (std::string length = r.Header("content-length"); !length.empty()) {
     size_t n = std::stoul(length);
     while (in_.size() < n) {
@@ -477,12 +510,16 @@ TEST_CASE("hostile: without normalize_path the path is matched and forwarded as 
 // ---------------------------------------------------------------------------------------------
 // Item 6: headers named in Connection are hop-by-hop (RFC 9110 §7.6.1), both ways.
 
-constexpr char kAllToUp[] =
-    "            - name: all\n"
-    "              domains: [\"*\"]\n"
-    "              routes:\n"
-    "              - match: { prefix: / }\n"
-    "                route: { cluster: up }\n";
+// One virtual host for every authority, sending everything to `route` (a RouteAction).
+std::string AllTo(const std::string& route) {
+  return "            - name: all\n"
+         "              domains: [\"*\"]\n"
+         "              routes:\n"
+         "              - match: { prefix: / }\n"
+         "                route: " +
+         route + "\n";
+}
+const std::string kAllToUp = AllTo("{ cluster: up }");
 
 TEST_CASE("hostile: headers named in Connection do not cross the proxy, either way",
           "[e2e][hostile]") {
@@ -567,7 +604,6 @@ constexpr char kRetryRoutes[] =
 TEST_CASE("hostile: a request is not replayed when the reused connection closes after it",
           "[e2e][hostile]") {
   const std::string io_uring = GENERATE("on", "off");
-  INFO("--io-uring " << io_uring);
   if (!SendModeAvailable(io_uring)) return;
   ScriptedUpstream up(CloseReusedVictims);
   Proxy proxy("", kRetryRoutes, StaticCluster("up", up.port()), io_uring);
@@ -717,6 +753,188 @@ TEST_CASE("hostile: a malformed chunked response is a 502 before its head left, 
         2);
   CHECK(proxy.AccessLog(3).find("\"response_code\":502,\"response_flags\":\"UPE\"") !=
         std::string::npos);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Item 1: what a connection costs is bounded by the configured limits (the head limit, the
+// 1 MiB body watermark), whatever its peer does. Measured as weft-proxy's peak resident set.
+
+constexpr long kMiB = 1 << 20;
+
+// A field of /proc/PID/status in KiB (VmRSS, VmHWM), or -1.
+long StatusKb(pid_t pid, const std::string& field) {
+  auto status = ReadFile("/proc/" + std::to_string(pid) + "/status");
+  size_t at = status ? status->find(field + ":") : std::string::npos;
+  return at == std::string::npos ? -1 : std::atol(status->c_str() + at + field.size() + 1);
+}
+
+// Resets the process's peak RSS (VmHWM) to its current RSS and returns that, in bytes: what
+// VmHWM says afterwards is the peak of what follows, however short it was.
+long ResetPeakRss(pid_t pid) {
+  std::FILE* f = std::fopen(("/proc/" + std::to_string(pid) + "/clear_refs").c_str(), "w");
+  REQUIRE(f != nullptr);
+  std::fputs("5", f);
+  std::fclose(f);
+  return StatusKb(pid, "VmRSS") * 1024;
+}
+long PeakRss(pid_t pid) { return StatusKb(pid, "VmHWM") * 1024; }
+
+// Sanitizer builds keep shadow memory and freed blocks around: their resident set says little
+// about the proxy's buffers, so the bounds scale.
+#if defined(__SANITIZE_ADDRESS__) || defined(__SANITIZE_THREAD__)
+constexpr long kRssSlack = 4;
+#else
+constexpr long kRssSlack = 1;
+#endif
+
+const std::string kSlowRoutes = AllTo("{ cluster: up, timeout: 120s }");
+
+TEST_CASE("hostile: endless request heads cost about the head limit, then 431 and close",
+          "[e2e][hostile][rss]") {
+  const std::string io_uring = GENERATE("on", "off");
+  if (!SendModeAvailable(io_uring)) return;
+  ScriptedUpstream up(ServeOk);
+  Proxy proxy("", kAllToUp, StaticCluster("up", up.port()), io_uring);
+  REQUIRE(HttpClient(proxy.port()).Get("/warm").status == 200);
+  const long before = ResetPeakRss(proxy.pid());
+
+  // Four clients stream one header line without end, as fast as loopback takes it. Each stops
+  // when the proxy drops the connection, or after kCap.
+  constexpr long kCap = 64 * kMiB;
+  std::vector<long> sent(4, 0);
+  std::vector<std::thread> clients;
+  for (size_t i = 0; i < sent.size(); ++i) {
+    clients.emplace_back([&, i] {
+      int fd = Connect(proxy.port());
+      if (fd < 0) return;
+      // Large writes: the kernel fills the proxy's receive buffer faster than 64 KiB reads
+      // drain it, which is what made a read-until-EAGAIN loop accumulate.
+      const std::string filler(4 * kMiB, 'a');
+      if (SendAll(fd, "GET / HTTP/1.1\r\nHost: a\r\nX-Endless: ")) {
+        while (sent[i] < kCap) {
+          ssize_t n = send(fd, filler.data(), filler.size(), MSG_NOSIGNAL);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) break;
+          sent[i] += n;
+        }
+      }
+      close(fd);
+    });
+  }
+  for (auto& t : clients) t.join();
+  const long growth = PeakRss(proxy.pid()) - before;
+  INFO("peak RSS growth " << growth / 1024 << " KiB");
+  for (long n : sent) {
+    INFO("a client sent " << n / 1024 << " KiB");
+    CHECK(n < kCap);  // the proxy ended the connection
+  }
+  // 60 KiB of head limit and a read's worth per connection; far below the hundreds of MiB a
+  // read loop that runs until EAGAIN accumulates.
+  CHECK(growth < 16 * kMiB * kRssSlack);
+  CHECK(proxy.Metric("weft_proxy_listener_http_parse_error_total", {{"listener", "http"}}) == 4);
+  CHECK(HttpClient(proxy.port()).Get("/after").status == 200);
+}
+
+TEST_CASE("hostile: an upload is read no faster than a slow upstream takes it",
+          "[e2e][hostile][rss]") {
+  const std::string io_uring = GENERATE("on", "off");
+  if (!SendModeAvailable(io_uring)) return;
+  constexpr long kBody = 50 * kMiB;
+  std::atomic<long> upstream_read{0};
+  // The upstream takes 256 KiB every 10 ms (about 25 MB/s: two seconds for the whole body).
+  ScriptedUpstream up(
+      [&](UpstreamConn& c) {
+        if (!c.ReadHead()) return;
+        while (upstream_read < kBody) {
+          size_t n = c.TakeBody(std::min<long>(256 * 1024, kBody - upstream_read));
+          if (n == 0) return;
+          upstream_read += static_cast<long>(n);
+          std::this_thread::sleep_for(milliseconds(10));
+        }
+        c.Ok();
+        while (c.ReadRequest()) {
+        }
+      },
+      64 * 1024);
+  Proxy proxy("", kSlowRoutes, StaticCluster("up", up.port()), io_uring);
+  const long before = ResetPeakRss(proxy.pid());
+
+  int fd = Connect(proxy.port());
+  REQUIRE(fd >= 0);
+  int small = 64 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &small, sizeof small);
+  REQUIRE(SendAll(fd, "POST /upload HTTP/1.1\r\nHost: a\r\nContent-Length: " +
+                          std::to_string(kBody) + "\r\n\r\n"));
+  const std::string chunk(64 * 1024, 'u');
+  long sent = 0;
+  while (sent < kBody && SendAll(fd, chunk)) sent += static_cast<long>(chunk.size());
+  // What the upstream had taken when the client was done: the proxy may hold its 1 MiB
+  // watermark plus what kernel socket buffers take, not the body.
+  const long read_when_sent = upstream_read.load();
+  Received r = ReceiveUntilEnd(fd, seconds(30));
+  close(fd);
+  const long growth = PeakRss(proxy.pid()) - before;
+  CHECK(sent == kBody);
+  CHECK(r.bytes.rfind("HTTP/1.1 200 ", 0) == 0);
+  INFO("peak RSS growth " << growth / 1024 << " KiB; the upstream had read "
+                          << read_when_sent / kMiB << " MiB when the client had sent all");
+  CHECK(read_when_sent > kBody - 20 * kMiB);
+  CHECK(growth < 16 * kMiB * kRssSlack);
+}
+
+TEST_CASE("hostile: a response is read from the upstream no faster than a slow client takes it",
+          "[e2e][hostile][rss]") {
+  const std::string io_uring = GENERATE("on", "off");
+  if (!SendModeAvailable(io_uring)) return;
+  constexpr long kBody = 50 * kMiB;
+  std::atomic<long> upstream_sent{-1};  // -1 until the whole response is with the proxy
+  ScriptedUpstream up(
+      [&](UpstreamConn& c) {
+        if (!c.ReadRequest()) return;
+        std::string head =
+            "HTTP/1.1 200 OK\r\ncontent-length: " + std::to_string(kBody) + "\r\n\r\n";
+        if (!c.Send(head)) return;
+        const std::string chunk(256 * 1024, 'd');
+        for (long n = 0; n < kBody; n += static_cast<long>(chunk.size())) {
+          if (!c.Send(chunk)) return;
+        }
+        upstream_sent = kBody;
+        while (c.ReadRequest()) {
+        }
+      },
+      64 * 1024);
+  Proxy proxy("", kSlowRoutes, StaticCluster("up", up.port()), io_uring);
+  const long before = ResetPeakRss(proxy.pid());
+
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  int small = 64 * 1024;
+  setsockopt(fd, SOL_SOCKET, SO_RCVBUF, &small, sizeof small);
+  sockaddr_in addr{};
+  addr.sin_family = AF_INET;
+  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  addr.sin_port = htons(static_cast<uint16_t>(proxy.port()));
+  REQUIRE(connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) == 0);
+  REQUIRE(SendAll(fd, "GET /download HTTP/1.1\r\nHost: a\r\n\r\n"));
+  // The client takes 256 KiB every 10 ms.
+  long received = 0;
+  long received_when_sent = -1;
+  std::vector<char> buf(256 * 1024);
+  const long total = kBody + 40;  // the head is shorter than this; the loop ends on the body
+  while (received < total) {
+    ssize_t n = recv(fd, buf.data(), buf.size(), 0);
+    if (n <= 0) break;
+    received += n;
+    if (received_when_sent < 0 && upstream_sent.load() == kBody) received_when_sent = received;
+    if (received >= kBody) break;
+    std::this_thread::sleep_for(milliseconds(10));
+  }
+  close(fd);
+  const long growth = PeakRss(proxy.pid()) - before;
+  CHECK(received >= kBody);
+  INFO("peak RSS growth " << growth / 1024 << " KiB; the client had read "
+                          << received_when_sent / kMiB << " MiB when the upstream had sent all");
+  CHECK(received_when_sent > kBody - 20 * kMiB);
+  CHECK(growth < 16 * kMiB * kRssSlack);
 }
 
 }  // namespace
