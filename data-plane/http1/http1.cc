@@ -414,7 +414,7 @@ ParseStatus ParseHead(std::string_view data, std::string_view request_method, co
           return Fail(error, 400, "bad method");
         }
       }
-    } else if (r == LineEnd::kIncomplete &&
+    } else if (r == LineEnd::kIncomplete && p != end &&
                std::memcmp(p, "HTTP/", std::min<size_t>(end - p, 5)) != 0) {
       // Likewise a response: a peer that is not an HTTP server is told apart at once, not when
       // it closes or the route times out.
