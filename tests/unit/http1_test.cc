@@ -495,18 +495,18 @@ TEST_CASE("Keep-alive follows the version and the Connection header") {
 }
 
 TEST_CASE("ConnectionOptions lists what every Connection header names") {
-  // The head's views point into the request text, which must outlive them.
-  const std::string first =
+  // The head's views point into the data: keep it alive.
+  const std::string data =
       Get("Connection: close, X-A ,, x-b\r\nX-A: 1\r\nconnection: x-c\r\nHost: h\r\n");
-  Parsed p = Request(first);
+  Parsed p = Request(data);
   REQUIRE(p.status == ParseStatus::kDone);
   CHECK(p.head.connection_options);
   std::vector<std::string_view> names;
   ConnectionOptions(p.head, &names);
   CHECK(names == std::vector<std::string_view>{"close", "X-A", "x-b", "x-c"});
   // Only close, keep-alive and upgrade: nothing more to look up.
-  const std::string second = Get("Connection: keep-alive, Upgrade\r\nHost: h\r\n");
-  p = Request(second);
+  const std::string plain = Get("Connection: keep-alive, Upgrade\r\nHost: h\r\n");
+  p = Request(plain);
   REQUIRE(p.status == ParseStatus::kDone);
   CHECK_FALSE(p.head.connection_options);
   names.clear();
