@@ -90,6 +90,7 @@ int main(int argc, char** argv) {
   flags.Bool("insecure-serve-private-keys", &insecure_serve_private_keys,
              "serve inline private keys from --config-dir to the node groups their documents "
              "name (node_groups); node identities are not authenticated: local development only");
+
   weft::ca::CaFlags ca_flags;
   weft::ca::AddCaFlags(&flags, &ca_flags);
   if (auto s = flags.Parse(argc, argv); !s.ok()) {

@@ -56,7 +56,11 @@ std::string SnapshotsJson(const SnapshotCache& cache) {
   for (const auto& [group, snap] : cache.All()) {
     if (!first_group) out.push_back(',');
     first_group = false;
+    // A group layered on the default lists only its own resources: the rest is the default's,
+    // shared, and repeating it per group would make this page grow with groups x mesh.
+    const bool overlay = cache.IsOverlay(group);
     absl::StrAppend(&out, JsonString(group), ":{");
+    if (overlay) out += "\"extends\":\"default\",";
     bool first_type = true;
     for (xds::ResourceType t : xds::kAllResourceTypes) {
       if (!first_type) out.push_back(',');
@@ -64,10 +68,16 @@ std::string SnapshotsJson(const SnapshotCache& cache) {
       absl::StrAppend(&out, JsonString(xds::ShortName(t)),
                       ":{\"version\":", JsonString(snap->version(t)), ",\"resources\":{");
       bool first = true;
-      for (const auto& [name, r] : snap->resources(t)) {
+      auto add = [&](const Snapshot::Entry& e) {
         if (!first) out.push_back(',');
         first = false;
-        absl::StrAppend(&out, JsonString(name), ":", JsonString(r->version_text));
+        absl::StrAppend(&out, JsonString(e.resource->name), ":",
+                        JsonString(e.resource->version_text));
+      };
+      if (!overlay) {
+        snap->ForEach(t, add);
+      } else if (const ResourceSet::Ptr& own = snap->own_set(t)) {
+        for (const ResourceSet::EntryPtr& e : own->entries()) add(*e);
       }
       out += "}}";
     }

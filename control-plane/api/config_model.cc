@@ -61,21 +61,22 @@ absl::StatusOr<Translation> ConfigModel::Build(const std::map<std::string, Store
   if (!translated.ok()) return translated.status();
   // Raw resources from files and translated ones share the default snapshot and every group's
   // snapshot: names must not clash in any of them.
-  std::vector<xds::ResourcePtr> all = raw_resources_;
-  all.insert(all.end(), translated->shared.begin(), translated->shared.end());
-  std::vector<std::pair<std::string, std::vector<xds::ResourcePtr>>> snapshots;
-  snapshots.emplace_back("", all);
-  for (const auto& [group, resources] : translated->per_group) {
-    std::vector<xds::ResourcePtr> with_group = all;
-    with_group.insert(with_group.end(), resources.begin(), resources.end());
-    snapshots.emplace_back(group, std::move(with_group));
-  }
-  for (auto& [group, resources] : snapshots) {
-    if (auto snap = Snapshot::Build(std::move(resources)); !snap.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          group.empty() ? "" : absl::StrCat("node group ", group, ": "), snap.status().message(),
-          " (a translated resource clashes with a raw resource in --config-dir)"));
+  std::set<std::pair<xds::ResourceType, std::string>> raw;
+  for (const xds::ResourcePtr& r : raw_resources_) raw.emplace(r->type, r->name);
+  auto check = [&](const std::string& group,
+                   const std::vector<xds::ResourcePtr>& resources) -> absl::Status {
+    for (const xds::ResourcePtr& r : resources) {
+      if (!raw.contains({r->type, r->name})) continue;
+      return absl::InvalidArgumentError(
+          absl::StrCat(group.empty() ? "" : absl::StrCat("node group ", group, ": "), "duplicate ",
+                       Sv(xds::ShortName(r->type)), " name \"", r->name,
+                       "\" (a translated resource clashes with a raw resource in --config-dir)"));
     }
+    return absl::OkStatus();
+  };
+  RETURN_IF_ERROR(check("", translated->shared));
+  for (const auto& [group, resources] : translated->per_group) {
+    RETURN_IF_ERROR(check(group, resources));
   }
   return translated;
 }

@@ -431,7 +431,8 @@ SotwSelection SelectSotw(const Snapshot& snap, xds::ResourceType type, bool wild
                          const std::vector<NameId>& names) {
   SotwSelection sel;
   if (wildcard) {
-    for (const Snapshot::Entry& e : snap.entries(type)) sel.relevant.push_back(&e);
+    sel.relevant.reserve(snap.size(type));
+    snap.ForEach(type, [&](const Snapshot::Entry& e) { sel.relevant.push_back(&e); });
   } else {
     sel.relevant.reserve(names.size());
     for (NameId id : names) {
@@ -701,8 +702,8 @@ bool StreamState::NextSotw(WireResponse* out) {
     }
     ts.sent = sel->versions;
     FlushDependencies();
-    // A wildcard subscription holds exactly the snapshot's resources of the type, whose
-    // version is this same hash.
+    // A wildcard subscription holds exactly the snapshot's resources of the type: its version
+    // is the snapshot's (what /debug/snapshots shows).
     ts.sent_version = ts.wildcard ? snap->version(type) : sel->version;
     ts.nonce = NextNonce();
     ts.sent_at = clock_->Now();
@@ -869,8 +870,8 @@ bool StreamState::NextDelta(WireResponse* out) {
       if (ts.full) {
         size_t selected = 0;
         if (ts.wildcard) {
-          selected = snap->entries(type).size();
-          for (const Snapshot::Entry& e : snap->entries(type)) consider(e);
+          selected = snap->size(type);
+          snap->ForEach(type, consider);
         } else {
           for (NameId id : ts.names.ids()) {
             if (const Snapshot::Entry* e = snap->Find(type, id)) {

@@ -4,11 +4,13 @@
 
 #include <catch2/catch.hpp>
 
+#include <string>
 #include <string_view>
 
 #include "common/proto_util.h"
 #include "common/xds/resource.h"
 #include "common/yaml_proto.h"
+#include "envoy/config/endpoint/v3/endpoint.pb.h"
 
 namespace weft::testing {
 
@@ -26,6 +28,19 @@ T FromYaml(std::string_view yaml) {
   INFO(s.ToString());
   REQUIRE(s.ok());
   return message;
+}
+
+// A ClusterLoadAssignment for `name` with one endpoint on `port`.
+inline xds::ResourcePtr Endpoints(const std::string& name, int port) {
+  envoy::config::endpoint::v3::ClusterLoadAssignment cla;
+  cla.set_cluster_name(name);
+  cla.add_endpoints()
+      ->add_lb_endpoints()
+      ->mutable_endpoint()
+      ->mutable_address()
+      ->mutable_socket_address()
+      ->set_port_value(port);
+  return Res(cla);
 }
 
 }  // namespace weft::testing

@@ -16,6 +16,8 @@ namespace {
 
 using xds::ResourceType;
 
+using testing::Endpoints;
+
 xds::ResourcePtr Cluster(const std::string& name, int timeout_s = 1) {
   envoy::config::cluster::v3::Cluster c;
   c.set_name(name);
@@ -23,17 +25,6 @@ xds::ResourcePtr Cluster(const std::string& name, int timeout_s = 1) {
   return testing::Res(c);
 }
 
-xds::ResourcePtr Endpoints(const std::string& name, int port) {
-  envoy::config::endpoint::v3::ClusterLoadAssignment cla;
-  cla.set_cluster_name(name);
-  cla.add_endpoints()
-      ->add_lb_endpoints()
-      ->mutable_endpoint()
-      ->mutable_address()
-      ->mutable_socket_address()
-      ->set_port_value(port);
-  return testing::Res(cla);
-}
 
 SnapshotPtr Build(std::vector<xds::ResourcePtr> rs) {
   auto s = Snapshot::Build(std::move(rs));

@@ -242,7 +242,9 @@ bool StreamState::NextSotw(DiscoveryResponse* out) {
     const auto& payload = xds::IsFullStateType(type) ? relevant : differing;
     for (const xds::Resource* r : payload) *out->add_resources() = r->body;
     ts.sent = std::move(sent);
-    ts.sent_version = HexVersion(StableHash64(acc));
+    // A wildcard names the snapshot's version of the type; a named subscription the hash of
+    // what it selects.
+    ts.sent_version = ts.wildcard ? snap->version(type) : HexVersion(StableHash64(acc));
     ts.nonce = NextNonce();
     ts.sent_at = clock_->Now();
     ts.awaiting_ack = true;
