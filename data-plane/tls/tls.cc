@@ -11,8 +11,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "absl/time/time.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/time.h"
 #include "common/strings.h"
 #include "common/xds/tls_check.h"
 #include "data-plane/tls/openssl_util.h"
@@ -560,6 +560,10 @@ std::string_view Engine::cipher() const {
   return name != nullptr ? name : "";
 }
 bool Engine::resumed() const { return SSL_session_reused(impl_->ssl.get()) == 1; }
+std::string_view Engine::server_name() const {
+  const char* name = SSL_get_servername(impl_->ssl.get(), TLSEXT_NAMETYPE_host_name);
+  return name != nullptr ? name : "";
+}
 const PeerInfo& Engine::peer() const { return impl_->peer; }
 
 std::string Engine::PeerChainPem() const {

@@ -177,6 +177,8 @@ class Engine {
   std::string_view version() const;  // "TLSv1.3", "TLSv1.2"
   std::string_view cipher() const;   // e.g. "TLS_AES_128_GCM_SHA256"
   bool resumed() const;
+  // Server: the SNI the client sent ("" without one). Client: the SNI it sent.
+  std::string_view server_name() const;
   const PeerInfo& peer() const;
   // The certificates the peer sent, leaf first, as PEM (computed on demand).
   std::string PeerChainPem() const;

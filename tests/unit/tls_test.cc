@@ -91,6 +91,8 @@ TEST_CASE("tls: two engines handshake over memory and carry data both ways") {
   CHECK(client->peer().verified);
   CHECK(client->peer().spiffe_id == kServerId);
   CHECK_FALSE(server->peer().presented_certificate);  // no client certificate asked for
+  CHECK(server->server_name() == "cart.shop");
+  CHECK(client->server_name() == "cart.shop");
   CHECK(client->PeerChainPem().find("BEGIN CERTIFICATE") != std::string::npos);
 
   // 1 MiB each way: more than one record, more than one read chunk.
