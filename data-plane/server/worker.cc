@@ -22,6 +22,7 @@
 #include "common/proto_util.h"
 #include "common/strings.h"
 #include "data-plane/http/path/path.h"
+#include "data-plane/http/request_util.h"
 #include "data-plane/net/event_loop.h"
 #include "data-plane/net/socket.h"
 
@@ -69,24 +70,6 @@ constexpr size_t kMaxReadAhead = 64 << 10;
 constexpr auto kLingerTime = std::chrono::seconds(1);
 constexpr size_t kLingerBytes = 1 << 20;
 
-// Request headers as the router and the header mutations see them: views into the read
-// buffer, plus owned strings for values the proxy adds.
-// Envoy's rule: the connection manager must list the upgrade type; the route's upgrade_configs,
-// where they name it, decide whether it is enabled, else the connection manager's entry does.
-bool UpgradeAllowed(std::string_view type,
-                    const std::vector<std::pair<std::string, bool>>& listener,
-                    const std::vector<std::pair<std::string, bool>>& route) {
-  const std::pair<std::string, bool>* configured = nullptr;
-  for (const auto& entry : listener) {
-    if (http1::EqualsIgnoreCase(type, entry.first)) configured = &entry;
-  }
-  if (configured == nullptr) return false;
-  for (const auto& [name, enabled] : route) {
-    if (http1::EqualsIgnoreCase(type, name)) return enabled;
-  }
-  return configured->second;
-}
-
 // Whether a header stays on this hop: the standard hop-by-hop set and whatever the message's
 // Connection headers name (RFC 9110 §7.6.1, `nominated`). Host is needed to route whatever a
 // client lists.
@@ -106,6 +89,8 @@ bool IsIdempotent(std::string_view method) {
   return false;
 }
 
+// Request headers as the router and the header mutations see them: views into the read
+// buffer, plus owned strings for values the proxy adds.
 class HeaderList final : public router::MutableHeaders {
  public:
   void Reset() {
@@ -160,42 +145,6 @@ class HeaderList final : public router::MutableHeaders {
   std::vector<Entry> entries_;
   mutable std::deque<std::string> owned_;  // deque: growing never moves earlier strings
 };
-
-std::string Uuid4(upstream::Random& random) {
-  uint64_t hi = random.Next();
-  uint64_t lo = random.Next();
-  hi = (hi & ~0xF000ULL) | 0x4000ULL;                         // version 4
-  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // RFC 4122 variant
-  // Formatted by hand: snprintf showed up in profiles at every request.
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(36, '-');
-  int pos = 0;
-  auto put = [&](uint64_t v, int nibbles) {
-    for (int i = nibbles - 1; i >= 0; --i)
-      out[static_cast<size_t>(pos++)] = kHex[(v >> (4 * i)) & 0xF];
-  };
-  put(hi >> 32, 8);
-  ++pos;
-  put(hi >> 16, 4);
-  ++pos;
-  put(hi, 4);
-  ++pos;
-  put(lo >> 48, 4);
-  ++pos;
-  put(lo, 12);
-  return out;
-}
-
-std::string Iso8601(std::chrono::system_clock::time_point t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  time_t secs = static_cast<time_t>(ms / 1000);
-  tm parts{};
-  gmtime_r(&secs, &parts);
-  char text[40];
-  size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
-  std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>(ms % 1000));
-  return text;
-}
 
 }  // namespace
 
@@ -710,7 +659,7 @@ void HttpConnection::StartRequest() {
     if (http1::EqualsIgnoreCase(h.name, "user-agent")) rq.user_agent.assign(h.value);
   }
   if (request_id.empty() && settings.generate_request_id) {
-    rq.request_id = Uuid4(worker_->random_);
+    rq.request_id = http::Uuid4(worker_->random_);
   } else {
     rq.request_id.assign(request_id);
   }
@@ -853,7 +802,7 @@ void HttpConnection::StartRequest() {
   if (head_.upgrade && rq.body_done) {
     for (const http1::Header& h : head_.headers) {
       if (http1::EqualsIgnoreCase(h.name, "upgrade") &&
-          UpgradeAllowed(h.value, settings.upgrades, action->upgrade_overrides)) {
+          http::UpgradeAllowed(h.value, settings.upgrades, &action->upgrade_overrides)) {
         rq.upgrade.assign(h.value);
       }
     }
@@ -1384,7 +1333,7 @@ void HttpConnection::AccessLog() {
   double ms = std::chrono::duration<double, std::milli>(Clock::now() - rq.start).count();
   std::string line;
   line.reserve(512);
-  absl::StrAppend(&line, "{\"start_time\":\"", Iso8601(rq.wall_start),
+  absl::StrAppend(&line, "{\"start_time\":\"", http::Iso8601(rq.wall_start),
                   "\",\"method\":", JsonString(rq.method), ",\"path\":", JsonString(rq.path),
                   ",\"protocol\":\"HTTP/1.", rq.version_minor, "\",\"response_code\":", rq.status,
                   ",\"response_flags\":\"", rq.flags, "\",\"bytes_received\":", rq.bytes_received,
