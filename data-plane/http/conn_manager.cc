@@ -1,6 +1,7 @@
 #include "data-plane/http/conn_manager.h"
 
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/proto_util.h"
 #include "common/strings.h"

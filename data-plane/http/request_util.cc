@@ -1,8 +1,5 @@
 #include "data-plane/http/request_util.h"
 
-#include <cstdio>
-#include <ctime>
-
 #include "data-plane/router/matchers.h"
 
 namespace weft::http {
@@ -30,17 +27,6 @@ std::string Uuid4(upstream::Random& random) {
   ++pos;
   put(lo, 12);
   return out;
-}
-
-std::string Iso8601(std::chrono::system_clock::time_point t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  time_t secs = static_cast<time_t>(ms / 1000);
-  tm parts{};
-  gmtime_r(&secs, &parts);
-  char text[40];
-  size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
-  std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>(ms % 1000));
-  return text;
 }
 
 bool UpgradeAllowed(std::string_view type,

@@ -1,8 +1,8 @@
-// Per-request pieces that both the connection manager and the worker's HTTP/1 path use (the
-// worker keeps its own HTTP/1 path until it is cut over to the connection manager).
+// Per-request pieces (timestamps: weft::Iso8601 in common/clock.h) that both the connection manager
+// and the worker's HTTP/1 path use (the worker keeps its own HTTP/1 path until it is cut over to
+// the connection manager).
 #pragma once
 
-#include <chrono>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -14,9 +14,6 @@ namespace weft::http {
 
 // A random (version 4) UUID, for x-request-id.
 std::string Uuid4(upstream::Random& random);
-
-// 2026-12-03T19:04:23.123Z, the access log's start_time.
-std::string Iso8601(std::chrono::system_clock::time_point t);
 
 // Envoy's rule: the connection manager must list the upgrade type; the route's upgrade_configs
 // (null when the route has none), where they name it, decide whether it is enabled, else the

@@ -1333,7 +1333,7 @@ void HttpConnection::AccessLog() {
   double ms = std::chrono::duration<double, std::milli>(Clock::now() - rq.start).count();
   std::string line;
   line.reserve(512);
-  absl::StrAppend(&line, "{\"start_time\":\"", http::Iso8601(rq.wall_start),
+  absl::StrAppend(&line, "{\"start_time\":\"", Iso8601(rq.wall_start),
                   "\",\"method\":", JsonString(rq.method), ",\"path\":", JsonString(rq.path),
                   ",\"protocol\":\"HTTP/1.", rq.version_minor, "\",\"response_code\":", rq.status,
                   ",\"response_flags\":\"", rq.flags, "\",\"bytes_received\":", rq.bytes_received,
