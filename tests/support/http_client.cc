@@ -29,8 +29,8 @@ std::string Trim(std::string_view s) {
 
 }  // namespace
 
-HttpClient::HttpClient(int port, std::chrono::milliseconds timeout)
-    : port_(port), timeout_(timeout) {
+HttpClient::HttpClient(int port, std::chrono::milliseconds timeout, std::string host)
+    : port_(port), host_(std::move(host)), timeout_(timeout) {
   Connect();
 }
 
@@ -43,8 +43,8 @@ bool HttpClient::Connect() {
   sockaddr_in addr{};
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port_));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
+  if (inet_pton(AF_INET, host_.c_str(), &addr.sin_addr) != 1 ||
+      connect(fd_, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
     Disconnect();
     return false;
   }

@@ -25,7 +25,10 @@ struct ClientResponse {
 
 class HttpClient {
  public:
-  explicit HttpClient(int port, std::chrono::milliseconds timeout = std::chrono::seconds(5));
+  // `host`: an IPv4 address; any of 127/8 reaches this machine (a listener on 0.0.0.0:P is then
+  // reached on 127.0.0.2:P even where another socket holds 127.0.0.1:P).
+  explicit HttpClient(int port, std::chrono::milliseconds timeout = std::chrono::seconds(5),
+                      std::string host = "127.0.0.1");
   ~HttpClient();
   HttpClient(const HttpClient&) = delete;
   HttpClient& operator=(const HttpClient&) = delete;
@@ -56,6 +59,7 @@ class HttpClient {
   bool Fill(size_t n);
 
   int port_;
+  std::string host_;
   std::chrono::milliseconds timeout_;
   int fd_ = -1;
   std::string buffer_;

@@ -672,19 +672,28 @@ struct Flags {
   std::string address = "127.0.0.1:0";
   std::string ready_file;
   std::string name = "upstream";
+  // Shares the port with another SO_REUSEPORT socket: a sidecar's inbound listener on
+  // 0.0.0.0:P in front of its app on 127.0.0.1:P, as in a pod.
+  bool reuse_port = false;
 };
 
 constexpr char kUsage[] =
     "usage: weft-test-upstream [--address HOST:PORT] [--ready-file FILE] [--name NAME]\n"
+    "                          [--reuse-port]\n"
     "  --address     listen address (default 127.0.0.1:0: the kernel picks the port)\n"
     "  --ready-file  written with {\"port\":N} (via a temporary and a rename) once listening\n"
-    "  --name        shown in bodies and in the x-upstream header (default \"upstream\")\n";
+    "  --name        shown in bodies and in the x-upstream header (default \"upstream\")\n"
+    "  --reuse-port  set SO_REUSEPORT, to share the port with a proxy's 0.0.0.0 listener\n";
 
 // 0 = parsed, 1 = --help, 2 = usage error.
 int ParseFlags(int argc, char** argv, Flags* flags) {
   for (int i = 1; i < argc; ++i) {
     std::string_view arg = argv[i];
     if (arg == "--help" || arg == "-h") return 1;
+    if (arg == "--reuse-port") {
+      flags->reuse_port = true;
+      continue;
+    }
     std::string_view value;
     size_t eq = arg.find('=');
     std::string_view key = arg.substr(0, eq);
@@ -714,7 +723,7 @@ int ParseFlags(int argc, char** argv, Flags* flags) {
 }
 
 // Binds and listens on "host:port" (IPv4, or [IPv6]); returns the fd, or -1 with a message.
-int Listen(const std::string& address, int* port) {
+int Listen(const std::string& address, bool reuse_port, int* port) {
   size_t colon = address.rfind(':');
   if (colon == std::string::npos) {
     std::fprintf(stderr, "weft-test-upstream: --address %s: want HOST:PORT\n", address.c_str());
@@ -752,6 +761,7 @@ int Listen(const std::string& address, int* port) {
   int fd = ::socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;
   if (fd < 0 || ::setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) != 0 ||
+      (reuse_port && ::setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) != 0) ||
       ::bind(fd, reinterpret_cast<sockaddr*>(&ss), len) != 0 || ::listen(fd, 1024) != 0 ||
       ::getsockname(fd, reinterpret_cast<sockaddr*>(&ss), &len) != 0) {
     std::fprintf(stderr, "weft-test-upstream: listen on %s: %s\n", address.c_str(),
@@ -795,7 +805,7 @@ int main(int argc, char** argv) {
   ::signal(SIGPIPE, SIG_IGN);
 
   int port = 0;
-  int listen_fd = weft::test::Listen(flags.address, &port);
+  int listen_fd = weft::test::Listen(flags.address, flags.reuse_port, &port);
   if (listen_fd < 0) return 1;
   Server server(flags.name);
 
