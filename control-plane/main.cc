@@ -20,11 +20,13 @@
 #include "control-plane/admin/admin.h"
 #include "control-plane/api/config_model.h"
 #include "control-plane/api/config_service.h"
+#include "control-plane/ca/service.h"
 #include "control-plane/cache/publisher.h"
 #include "control-plane/cache/snapshot_cache.h"
 #include "control-plane/server/xds_server.h"
 #include "control-plane/sources/config_dir.h"
 #include "control-plane/store/store.h"
+#include "data-plane/tls/certs.h"
 
 namespace {
 
@@ -88,6 +90,9 @@ int main(int argc, char** argv) {
   flags.Bool("insecure-serve-private-keys", &insecure_serve_private_keys,
              "serve inline private keys from --config-dir to the node groups their documents "
              "name (node_groups); node identities are not authenticated: local development only");
+
+  weft::ca::CaFlags ca_flags;
+  weft::ca::AddCaFlags(&flags, &ca_flags);
   if (auto s = flags.Parse(argc, argv); !s.ok()) {
     std::fprintf(stderr, "weft-cp: %s\n", std::string(s.message()).c_str());
     return 2;
@@ -108,6 +113,10 @@ int main(int argc, char** argv) {
   // Debian builds Abseil without NDEBUG, which leaves absl::Mutex's deadlock detection on for
   // every lock gRPC takes: a few percent of weft-cp's CPU under load, for a debugging aid.
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
+
+  // SDS Secrets are checked down to their key material (as proxies check them) before any
+  // source is read.
+  weft::tls::InstallSecretChecks();
 
   // Signals are taken synchronously by the main thread; block them before any thread starts.
   sigset_t signals;
@@ -149,6 +158,15 @@ int main(int argc, char** argv) {
   }
   std::unique_ptr<weft::cp::ConfigModel> model = *std::move(model_or);
 
+  auto ca_or = weft::ca::CaServer::Start(ca_flags, store.get(), &registry);
+  if (!ca_or.ok()) {
+    WEFT_LOG(kError) << "CA: " << ca_or.status().message();
+    return 1;
+  }
+  std::unique_ptr<weft::ca::CaServer> ca = *std::move(ca_or);
+  // The trust bundle ("ROOTCA") is shared by every node group.
+  if (ca) publisher.Update("ca", {ca->TrustBundleSecret()});
+
   auto* config_errors = registry
                             .AddGauge("weft_cp_config_files_rejected",
                                       "Config files currently rejected (last good kept)")
@@ -188,6 +206,7 @@ int main(int argc, char** argv) {
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, 10000);
   builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 0);
   xds.Register(&builder);
+  if (ca) ca->RegisterProxyServices(&builder);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (!server || xds_port == 0) {
     WEFT_LOG(kError) << "cannot listen for xDS on " << xds_address;
@@ -207,6 +226,7 @@ int main(int argc, char** argv) {
   api_builder.SetMaxReceiveMessageSize(static_cast<int>(
       std::clamp<int64_t>(max_api_request_bytes, 1, std::numeric_limits<int>::max())));
   api_builder.RegisterService(config_service.get());
+  if (ca) ca->RegisterOperatorServices(&api_builder);
   std::unique_ptr<grpc::Server> api_server = api_builder.BuildAndStart();
   if (!api_server || api_port == 0) {
     WEFT_LOG(kError) << "cannot listen for the config API on " << api_address;

@@ -81,7 +81,7 @@ constexpr Entry kTable[] = {
     {"envoy.extensions.filters.network.http_connection_manager.v3.HttpConnectionManager",
      "codec_type=AUTO|HTTP1 stat_prefix rds route_config http_filters "
      "common_http_protocol_options max_request_headers_kb request_timeout "
-     "request_headers_timeout generate_request_id upgrade_configs"},
+     "request_headers_timeout generate_request_id upgrade_configs normalize_path merge_slashes"},
     {"envoy.extensions.filters.network.http_connection_manager.v3.Rds",
      "config_source route_config_name"},
     {"envoy.extensions.filters.network.http_connection_manager.v3.HttpFilter",

@@ -20,6 +20,7 @@
 #include "common/flags.h"
 #include "common/strings.h"
 #include "common/yaml_proto.h"
+#include "control-plane/ca/token_cli.h"
 #include "control-plane/model/model.h"
 #include "google/protobuf/util/json_util.h"
 #include "weft/config/v1/config_service.grpc.pb.h"
@@ -274,17 +275,21 @@ int main(int argc, char** argv) {
                       "  status [--node ID]                        proxies, ACKs and NACKs\n"
                       "  wait [--revision N]                       until every proxy ACKed\n"
                       "  proxy-config NODE                         what a node is served (JSON)\n"
-                      "  version\n\n"
-                      "Exit codes: 0 ok, 1 refused, 2 usage, 3 wait timed out, 4 RPC error");
+                      "  version\n" +
+                          std::string(weft::ca::kTokenUsage) +
+                          "\n"
+                          "Exit codes: 0 ok, 1 refused, 2 usage, 3 wait timed out, 4 RPC error");
   flags.String("server", &server, "weft-cp config API address");
   flags.StringList("f", &files, "file or directory of Weft YAML objects (repeatable)");
   flags.Bool("wait", &wait, "after apply, wait until every connected proxy ACKed");
   flags.Bool("dry-run", &dry_run, "validate only; change nothing");
   flags.Int("timeout", &timeout_s, "seconds to wait before naming the laggards");
   flags.Int("revision", &revision, "revision to wait for (default: the latest)");
-  flags.String("node", &node, "only this node id");
+  flags.String("node", &node, "status: only this node id; token create: bind the token to it");
   flags.Int("rpc-timeout", &rpc_timeout_s,
             "deadline of each RPC to weft-cp, in seconds (default 10, 60 for apply and delete)");
+  weft::ca::TokenCliFlags token_flags;
+  weft::ca::AddTokenFlags(&flags, &token_flags);
   if (auto s = flags.Parse(argc, argv); !s.ok()) return Fail(kUsage, std::string(s.message()));
   if (flags.help_requested()) {
     std::fputs(flags.Help().c_str(), stdout);
@@ -386,6 +391,9 @@ int main(int argc, char** argv) {
     if (!s.ok()) return RpcFail(s);
     std::printf("%s\n", ToJson(resp).c_str());
     return kOk;
+  }
+  if (cmd == "token") {
+    return weft::ca::RunTokenCommand(args, token_flags, node, channel, g_rpc_timeout);
   }
   if (cmd == "status") return Status(stub.get(), node);
   if (cmd == "wait") return Wait(stub.get(), revision, timeout_s);

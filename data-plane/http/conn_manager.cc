@@ -1,12 +1,12 @@
 #include "data-plane/http/conn_manager.h"
 
-#include <ctime>
-
 #include "absl/strings/str_cat.h"
+#include "common/clock.h"
 #include "common/json.h"
 #include "common/proto_util.h"
 #include "common/strings.h"
 #include "data-plane/http/http1/codec.h"
+#include "data-plane/http/request_util.h"
 #include "data-plane/router/matchers.h"
 #include "data-plane/stats/proxy_stats.h"
 #include "data-plane/upstream/lb/load_balancer.h"
@@ -42,60 +42,6 @@ constexpr FlagName kFlagNames[] = {
     {ResponseFlag::kDelayInjected, "DI"},
     {ResponseFlag::kFaultInjected, "FI"},
 };
-
-std::string Uuid4(upstream::Random& random) {
-  uint64_t hi = random.Next();
-  uint64_t lo = random.Next();
-  hi = (hi & ~0xF000ULL) | 0x4000ULL;                         // version 4
-  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // RFC 4122 variant
-  // Formatted by hand: snprintf showed up in profiles at every request.
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(36, '-');
-  int pos = 0;
-  auto put = [&](uint64_t v, int nibbles) {
-    for (int i = nibbles - 1; i >= 0; --i)
-      out[static_cast<size_t>(pos++)] = kHex[(v >> (4 * i)) & 0xF];
-  };
-  put(hi >> 32, 8);
-  ++pos;
-  put(hi >> 16, 4);
-  ++pos;
-  put(hi, 4);
-  ++pos;
-  put(lo >> 48, 4);
-  ++pos;
-  put(lo, 12);
-  return out;
-}
-
-std::string Iso8601(std::chrono::system_clock::time_point t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  time_t secs = static_cast<time_t>(ms / 1000);
-  tm parts{};
-  gmtime_r(&secs, &parts);
-  char text[40];
-  size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
-  std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>(ms % 1000));
-  return text;
-}
-
-// Envoy's rule: the connection manager must list the upgrade type; the route's upgrade_configs,
-// where they name it, decide whether it is enabled, else the connection manager's entry does.
-bool UpgradeAllowed(std::string_view type,
-                    const std::vector<std::pair<std::string, bool>>& listener,
-                    const std::vector<std::pair<std::string, bool>>* route) {
-  const std::pair<std::string, bool>* configured = nullptr;
-  for (const auto& entry : listener) {
-    if (router::EqualsIgnoreCase(type, entry.first)) configured = &entry;
-  }
-  if (configured == nullptr) return false;
-  if (route != nullptr) {
-    for (const auto& [name, enabled] : *route) {
-      if (router::EqualsIgnoreCase(type, name)) return enabled;
-    }
-  }
-  return configured->second;
-}
 
 }  // namespace
 

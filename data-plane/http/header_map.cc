@@ -1,6 +1,8 @@
 #include "data-plane/http/header_map.h"
 
 #include <algorithm>
+#include <tuple>
+#include <utility>
 
 #include "data-plane/router/matchers.h"
 
@@ -49,26 +51,41 @@ std::optional<std::string_view> HeaderMap::Get(std::string_view name) const {
   return std::string_view(joined_);
 }
 
+std::pair<uint32_t, uint32_t> HeaderMap::StoreBoth(std::string_view a, std::string_view b) {
+  // Either may point into the arena, and the first append could move it: take their offsets,
+  // reserve room for both, then look them up again in the arena that will no longer move.
+  const char* base = arena_.data();
+  const size_t size = arena_.size();
+  const auto offset = [&](std::string_view t) -> ptrdiff_t {
+    return !t.empty() && t.data() >= base && t.data() < base + size ? t.data() - base : -1;
+  };
+  const ptrdiff_t oa = offset(a);
+  const ptrdiff_t ob = offset(b);
+  arena_.reserve(size + a.size() + b.size());
+  if (oa >= 0) a = std::string_view(arena_.data() + oa, a.size());
+  if (ob >= 0) b = std::string_view(arena_.data() + ob, b.size());
+  const uint32_t at_a = Store(a);
+  const uint32_t at_b = Store(b);
+  return {at_a, at_b};
+}
+
 void HeaderMap::Add(std::string_view name, std::string_view value) {
   Slot s;
-  s.name = Store(name);
+  std::tie(s.name, s.value) = StoreBoth(name, value);
   s.name_len = static_cast<uint32_t>(name.size());
-  s.value = Store(value);
   s.value_len = static_cast<uint32_t>(value.size());
   entries_.push_back(s);
   bytes_ += name.size() + value.size();
 }
 
 void HeaderMap::Set(std::string_view name, std::string_view value) {
-  // The value may be one of the entries about to go: store it first.
-  const uint32_t v = Store(value);
-  const auto len = static_cast<uint32_t>(value.size());
-  Remove(name);
+  // Either may be one of the entries about to go: store both first. Remove only drops slots, so
+  // the stored copies stay valid.
   Slot s;
-  s.name = Store(name);
+  std::tie(s.name, s.value) = StoreBoth(name, value);
   s.name_len = static_cast<uint32_t>(name.size());
-  s.value = v;
-  s.value_len = len;
+  s.value_len = static_cast<uint32_t>(value.size());
+  Remove(View(s.name, s.name_len));
   entries_.push_back(s);
   bytes_ += name.size() + value.size();
 }

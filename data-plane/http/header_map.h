@@ -18,6 +18,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <utility>
 #include <vector>
 
 #include "data-plane/router/route_table.h"
@@ -57,6 +58,8 @@ class HeaderMap : public router::MutableHeaders {
  protected:
   // Stores `text` in the arena (safe when `text` already points into it); returns its offset.
   uint32_t Store(std::string_view text);
+  // Stores both (either may point into the arena); returns their offsets.
+  std::pair<uint32_t, uint32_t> StoreBoth(std::string_view a, std::string_view b);
   std::string_view View(uint32_t offset, uint32_t length) const {
     return std::string_view(arena_).substr(offset, length);
   }

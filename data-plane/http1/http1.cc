@@ -138,6 +138,7 @@ struct HeadFacts {
   bool connection_close = false;
   bool connection_keep_alive = false;
   bool connection_upgrade = false;
+  bool connection_other = false;  // a token naming another header
   bool has_upgrade = false;
   bool expect_continue = false;
 };
@@ -199,6 +200,8 @@ void NoteConnection(std::string_view value, HeadFacts* facts) {
       facts->connection_keep_alive = true;
     } else if (EqualsIgnoreCase(v, "upgrade")) {
       facts->connection_upgrade = true;
+    } else if (!v.empty()) {
+      facts->connection_other = true;
     }
     return true;
   });
@@ -250,9 +253,36 @@ ParseStatus ParseVersion(std::string_view v, MessageHead* head, ParseError* erro
   return Fail(error, 400, "bad HTTP version");
 }
 
+// Splits an absolute-form target "http://authority/path?query" (RFC 9112 §3.2.2) into its
+// authority and the rest. Only http and https name resources this proxy can route; an empty
+// host and userinfo are refused (RFC 9110 §4.2.1, §4.2.4), and so is any character an authority
+// cannot hold, so that the authority routed on is the one the target names.
+bool SplitAbsoluteTarget(std::string_view target, std::string_view* authority,
+                         std::string_view* rest) {
+  size_t colon = target.find("://");
+  if (colon == std::string_view::npos) return false;
+  std::string_view scheme = target.substr(0, colon);
+  if (!EqualsIgnoreCase(scheme, "http") && !EqualsIgnoreCase(scheme, "https")) return false;
+  std::string_view after = target.substr(colon + 3);
+  size_t end = std::min(after.find('/'), after.find('?'));
+  if (end == std::string_view::npos) end = after.size();
+  *authority = after.substr(0, end);
+  *rest = after.substr(end);
+  if (authority->empty() || (*authority)[0] == ':') return false;
+  for (char c : *authority) {
+    // unreserved / pct-encoded / sub-delims / ":" / "[" "]" (RFC 3986 §3.2)
+    const bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || IsDigit(c) ||
+                    std::string_view("-._~%!$&'()*+,;=:[]").find(c) != std::string_view::npos;
+    if (!ok) return false;
+  }
+  return true;
+}
+
 // method SP request-target SP HTTP-version (RFC 9112 §3). Exactly one SP each: lenient splitting
-// on runs of whitespace is how two parsers come to disagree about the target.
-ParseStatus ParseRequestLine(std::string_view line, MessageHead* head, ParseError* error) {
+// on runs of whitespace is how two parsers come to disagree about the target. *authority is set
+// for an absolute-form target.
+ParseStatus ParseRequestLine(std::string_view line, MessageHead* head, ParseError* error,
+                             std::string_view* authority) {
   const char* p = line.data();
   const char* e = p + line.size();
   const auto* sp1 = static_cast<const char*>(std::memchr(p, ' ', line.size()));
@@ -264,7 +294,20 @@ ParseStatus ParseRequestLine(std::string_view line, MessageHead* head, ParseErro
   if (sp2 == t || !IsTarget(t, sp2)) return Fail(error, 400, "bad request target");
   head->method = std::string_view(p, sp1 - p);
   head->target = std::string_view(t, sp2 - t);
-  return ParseVersion(std::string_view(sp2 + 1, e - sp2 - 1), head, error);
+  if (ParseVersion(std::string_view(sp2 + 1, e - sp2 - 1), head, error) != ParseStatus::kDone) {
+    return ParseStatus::kError;
+  }
+  // The four forms of RFC 9112 §3.2; anything else names nothing a route could match.
+  const std::string_view target = head->target;
+  if (target[0] == '/' || head->method == "CONNECT") {
+    head->path = target;
+  } else if (target == "*") {
+    if (head->method != "OPTIONS") return Fail(error, 400, "bad request target");
+    head->path = target;
+  } else if (!SplitAbsoluteTarget(target, authority, &head->path)) {
+    return Fail(error, 400, "bad request target");
+  }
+  return ParseStatus::kDone;
 }
 
 // HTTP-version SP 3DIGIT SP [reason] (RFC 9112 §4). The SP before an empty reason is optional:
@@ -297,6 +340,7 @@ ParseStatus ParseStatusLine(std::string_view line, MessageHead* head, ParseError
 void ResetHead(MessageHead* head) {
   head->method = {};
   head->target = {};
+  head->path = {};
   head->status = 0;
   head->reason = {};
   head->version_minor = 1;
@@ -306,6 +350,7 @@ void ResetHead(MessageHead* head) {
   head->keep_alive = true;
   head->expect_continue = false;
   head->upgrade = false;
+  head->connection_options = false;
   head->host = {};
   head->head_size = 0;
 }
@@ -369,11 +414,17 @@ ParseStatus ParseHead(std::string_view data, std::string_view request_method, co
           return Fail(error, 400, "bad method");
         }
       }
+    } else if (r == LineEnd::kIncomplete && p != end &&
+               std::memcmp(p, "HTTP/", std::min<size_t>(end - p, 5)) != 0) {
+      // Likewise a response: a peer that is not an HTTP server is told apart at once, not when
+      // it closes or the route times out.
+      return Fail(error, 400, "malformed status line");
     }
     return line_error(r);
   }
   std::string_view start_line(p, cr - p);
-  ParseStatus s = kRequest ? ParseRequestLine(start_line, head, error)
+  std::string_view authority;  // of an absolute-form target
+  ParseStatus s = kRequest ? ParseRequestLine(start_line, head, error, &authority)
                            : ParseStatusLine(start_line, head, error);
   if (s != ParseStatus::kDone) return s;
   p = cr + 2;
@@ -412,6 +463,7 @@ ParseStatus ParseHead(std::string_view data, std::string_view request_method, co
   const bool http11 = head->version_minor == 1;
   if constexpr (kRequest) {
     if (http11 && facts.host_count == 0) return Fail(error, 400, "missing Host header");
+    if (!authority.empty()) head->host = authority;
   }
   bool chunked = false;
   if (facts.has_transfer_encoding) {
@@ -434,6 +486,7 @@ ParseStatus ParseHead(std::string_view data, std::string_view request_method, co
 
   head->keep_alive =
       http11 ? !facts.connection_close : facts.connection_keep_alive && !facts.connection_close;
+  head->connection_options = facts.connection_other;
   // RFC 9110 §7.8: Upgrade in HTTP/1.0 is ignored.
   head->upgrade = http11 && facts.connection_upgrade && facts.has_upgrade;
 
@@ -695,6 +748,17 @@ bool IsHopByHop(std::string_view name) {
       return EqualsIgnoreCase(name, "transfer-encoding");
     default:
       return false;
+  }
+}
+
+void ConnectionOptions(const MessageHead& head, std::vector<std::string_view>* out) {
+  if (!head.connection_options) return;
+  for (const Header& h : head.headers) {
+    if (!EqualsIgnoreCase(h.name, "connection")) continue;
+    ForEachListElement(h.value, [out](std::string_view v) {
+      if (!v.empty()) out->push_back(v);
+      return true;
+    });
   }
 }
 

@@ -36,6 +36,11 @@ struct MessageHead {
   // Requests.
   std::string_view method;
   std::string_view target;  // request-target as sent (origin-form "/path?q" or absolute-form)
+  // The target's path and query, what routing sees and the upstream is sent (origin-form): the
+  // target itself, except for an absolute-form target ("http://host/p?q", RFC 9112 §3.2.2),
+  // whose part after the authority it is. That part may be empty or start with '?': its path
+  // is then "/" (RFC 9110 §4.2.3). "*" for OPTIONS *, the authority for CONNECT.
+  std::string_view path;
   // Responses.
   int status = 0;
   std::string_view reason;
@@ -51,8 +56,12 @@ struct MessageHead {
   bool keep_alive = true;
   bool expect_continue = false;  // request had "Expect: 100-continue"
   bool upgrade = false;          // "Connection: upgrade" with an Upgrade header
-  std::string_view host;         // requests: the Host header value (empty when absent)
-  size_t head_size = 0;          // bytes of the head, including the final CRLFCRLF
+  // Connection names headers other than Keep-Alive and Upgrade: see ConnectionOptions.
+  bool connection_options = false;
+  // Requests: the Host header value (empty when absent), or the authority of an absolute-form
+  // target, which replaces it (RFC 9112 §3.2.2).
+  std::string_view host;
+  size_t head_size = 0;  // bytes of the head, including the final CRLFCRLF
 
   // Case-insensitive lookup of the first header named `name`; empty view and false if absent.
   bool Find(std::string_view name, std::string_view* value) const;
@@ -144,6 +153,11 @@ class ChunkedScanner {
 // Keep-Alive, Proxy-Connection, TE, Trailer, Transfer-Encoding, Upgrade. Transfer-Encoding is
 // listed, but a proxy forwarding a chunked body verbatim re-adds "Transfer-Encoding: chunked".
 bool IsHopByHop(std::string_view name);
+
+// Appends to *out the header names that `head`'s Connection headers list (views into their
+// values). They are hop-by-hop for this connection only (RFC 9110 §7.6.1): a proxy removes them
+// along with those IsHopByHop names.
+void ConnectionOptions(const MessageHead& head, std::vector<std::string_view>* out);
 
 // Case-insensitive ASCII comparison for header names and tokens.
 bool EqualsIgnoreCase(std::string_view a, std::string_view b);

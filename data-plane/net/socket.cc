@@ -174,6 +174,7 @@ void Buffer::Reserve(size_t capacity) {
 }
 
 void Buffer::Append(std::string_view bytes) {
+  if (bytes.empty()) return;  // an empty buffer has no storage to copy into
   if (capacity_ - end_ < bytes.size()) {
     const size_t need = end_ - begin_ + bytes.size();
     Reserve(need <= capacity_ ? capacity_ : std::max({capacity_ * 2, need, size_t{4096}}));

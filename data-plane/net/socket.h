@@ -48,6 +48,8 @@ class Buffer {
   bool empty() const { return begin_ == end_; }
   void Consume(size_t n);
   void Clear() { begin_ = end_ = 0; }
+  // Drops what was appended after the first `size` readable bytes (size <= size()).
+  void Truncate(size_t size) { end_ = begin_ + size; }
   void Append(std::string_view bytes);
   // One read(2) of up to `max_read` bytes; returns the bytes read, 0 on EOF, -1 with errno
   // EAGAIN when nothing is available, -1 with another errno on error. A result below

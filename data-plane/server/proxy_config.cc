@@ -258,6 +258,9 @@ std::shared_ptr<const ListenerConfig> CompileListener(const ec::listener::v3::Li
     http.limits.max_head_bytes = size_t{hcm.max_request_headers_kb().value()} * 1024;
   }
   if (hcm.has_generate_request_id()) http.generate_request_id = hcm.generate_request_id().value();
+  // Envoy's default for normalize_path is false (without its runtime override), as here.
+  http.path_normalization.normalize = hcm.has_normalize_path() && hcm.normalize_path().value();
+  http.path_normalization.merge_slashes = hcm.merge_slashes();
   for (const auto& upgrade : hcm.upgrade_configs()) {
     http.upgrades.emplace_back(absl::AsciiStrToLower(upgrade.upgrade_type()),
                                !upgrade.has_enabled() || upgrade.enabled().value());

@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "data-plane/http/path/path.h"
 #include "data-plane/http1/http1.h"
 #include "data-plane/net/socket.h"
 #include "data-plane/router/route_table.h"
@@ -31,6 +32,8 @@ struct HttpListenerSettings {
   http1::Limits limits;
   bool generate_request_id = true;
   uint32_t max_requests_per_connection = 0;  // 0: unlimited
+  // normalize_path, merge_slashes: applied to every request's path before routing.
+  http::PathNormalization path_normalization;
   // HCM upgrade_configs: type (lower-case, "websocket") and whether it is enabled. An allowed
   // upgrade is passed to the upstream and, once it answers 101, the connection becomes a byte
   // tunnel. A route's upgrade_configs can switch a listed type on or off; a type not listed

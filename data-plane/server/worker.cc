@@ -21,6 +21,8 @@
 #include "common/log.h"
 #include "common/proto_util.h"
 #include "common/strings.h"
+#include "data-plane/http/path/path.h"
+#include "data-plane/http/request_util.h"
 #include "data-plane/net/event_loop.h"
 #include "data-plane/net/socket.h"
 
@@ -63,27 +65,32 @@ constexpr size_t kLowWater = 256 << 10;
 // While a response is pending, bytes of a pipelined next request are read only up to this.
 constexpr size_t kMaxReadAhead = 64 << 10;
 // After answering an error, how long to keep draining the client's input before closing, so the
-// client reads the answer instead of a reset.
+// client reads the answer instead of a reset; and how much of it at most, so a client that
+// never stops sending is cut off rather than read at line rate for that long.
 constexpr auto kLingerTime = std::chrono::seconds(1);
+constexpr size_t kLingerBytes = 1 << 20;
+
+// Whether a header stays on this hop: the standard hop-by-hop set and whatever the message's
+// Connection headers name (RFC 9110 §7.6.1, `nominated`). Host is needed to route whatever a
+// client lists.
+bool HopByHop(std::string_view name, const std::vector<std::string_view>& nominated) {
+  if (http1::IsHopByHop(name)) return true;
+  for (std::string_view n : nominated) {
+    if (http1::EqualsIgnoreCase(n, name)) return !http1::EqualsIgnoreCase(name, "host");
+  }
+  return false;
+}
+
+// RFC 9110 §9.2.2: the methods whose repetition has the effect of one request.
+bool IsIdempotent(std::string_view method) {
+  for (std::string_view m : {"GET", "HEAD", "OPTIONS", "TRACE", "PUT", "DELETE"}) {
+    if (method == m) return true;
+  }
+  return false;
+}
 
 // Request headers as the router and the header mutations see them: views into the read
 // buffer, plus owned strings for values the proxy adds.
-// Envoy's rule: the connection manager must list the upgrade type; the route's upgrade_configs,
-// where they name it, decide whether it is enabled, else the connection manager's entry does.
-bool UpgradeAllowed(std::string_view type,
-                    const std::vector<std::pair<std::string, bool>>& listener,
-                    const std::vector<std::pair<std::string, bool>>& route) {
-  const std::pair<std::string, bool>* configured = nullptr;
-  for (const auto& entry : listener) {
-    if (http1::EqualsIgnoreCase(type, entry.first)) configured = &entry;
-  }
-  if (configured == nullptr) return false;
-  for (const auto& [name, enabled] : route) {
-    if (http1::EqualsIgnoreCase(type, name)) return enabled;
-  }
-  return configured->second;
-}
-
 class HeaderList final : public router::MutableHeaders {
  public:
   void Reset() {
@@ -138,42 +145,6 @@ class HeaderList final : public router::MutableHeaders {
   std::vector<Entry> entries_;
   mutable std::deque<std::string> owned_;  // deque: growing never moves earlier strings
 };
-
-std::string Uuid4(upstream::Random& random) {
-  uint64_t hi = random.Next();
-  uint64_t lo = random.Next();
-  hi = (hi & ~0xF000ULL) | 0x4000ULL;                         // version 4
-  lo = (lo & 0x3FFFFFFFFFFFFFFFULL) | 0x8000000000000000ULL;  // RFC 4122 variant
-  // Formatted by hand: snprintf showed up in profiles at every request.
-  static constexpr char kHex[] = "0123456789abcdef";
-  std::string out(36, '-');
-  int pos = 0;
-  auto put = [&](uint64_t v, int nibbles) {
-    for (int i = nibbles - 1; i >= 0; --i)
-      out[static_cast<size_t>(pos++)] = kHex[(v >> (4 * i)) & 0xF];
-  };
-  put(hi >> 32, 8);
-  ++pos;
-  put(hi >> 16, 4);
-  ++pos;
-  put(hi, 4);
-  ++pos;
-  put(lo >> 48, 4);
-  ++pos;
-  put(lo, 12);
-  return out;
-}
-
-std::string Iso8601(std::chrono::system_clock::time_point t) {
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(t.time_since_epoch()).count();
-  time_t secs = static_cast<time_t>(ms / 1000);
-  tm parts{};
-  gmtime_r(&secs, &parts);
-  char text[40];
-  size_t n = strftime(text, sizeof text, "%Y-%m-%dT%H:%M:%S", &parts);
-  std::snprintf(text + n, sizeof text - n, ".%03dZ", static_cast<int>(ms % 1000));
-  return text;
-}
 
 }  // namespace
 
@@ -435,10 +406,19 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
     std::string upstream_head;  // kept for a retry while nothing of the body went out
     std::string upgrade;        // the Upgrade asked for, when the listener allows it
     uint32_t retries_left = 0;
+    uint32_t retry_on = 0;  // the route's router::retry_on bits
     bool reused_connection = false;
+    // Some byte of this request was handed to an upstream socket (by any attempt), so it may
+    // have reached the application: only an idempotent method or the route's retry policy
+    // allows sending it again (RFC 9110 §9.2.2).
+    bool sent = false;
     Clock::time_point deadline = Clock::time_point::max();
 
     bool response_started = false;
+    // Some of the response head has left for the client (flushed, or queued on the ring):
+    // until then a broken response can still be answered with a 502.
+    bool response_flushed = false;
+    size_t response_mark = 0;  // out_'s size before the response head was appended
     int status = 0;
     http1::BodyKind response_body = http1::BodyKind::kNone;
     uint64_t response_remaining = 0;
@@ -449,11 +429,22 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   };
 
   void ReadDownstream();
+  // How much unprocessed input the current state may hold (see ReadDownstream).
+  size_t InputLimit() const;
+  // Output held for a peer: its buffer plus what its io_uring send still holds. Reading from
+  // the other side pauses above kHighWater and resumes below kLowWater.
+  size_t DownstreamBacklog() const { return out_.size() + worker_->loop_->SendingBytes(fd_); }
+  size_t UpstreamBacklog() const {
+    return up_->out_.size() + worker_->loop_->SendingBytes(up_->fd_);
+  }
   void Process();
   void StartRequest();
   void ForwardRequestBody();
   bool Dispatch();
   void ConnectFailed(const char* why);
+  // Sends the request again to another pick, if the retry policy has a retry left and the
+  // request is still whole in memory.
+  bool Retry();
   void ReadUpstream();
   void ProcessResponse();
   void StartTunnel(const http1::MessageHead& head);
@@ -462,6 +453,11 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   void SendLocal(int status, std::string_view body, std::string_view extra_headers = {},
                  const char* flags = "-");
   void SendError(int status, std::string_view reason);
+  // Answers what the client sent so far (a request may not have started) and closes.
+  void RefuseAndClose(int status, std::string_view body, const char* flags);
+  // Aborts the connection with a reset, so the client cannot take a truncated response for a
+  // whole one; the access log says why (`flags`).
+  void Reset(const char* flags);
   void FinishRequest();
   void ReleaseUpstream(bool reusable);
   void CloseAfterFlush();
@@ -483,19 +479,22 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
   bool readable_ = false;  // see UpstreamConn
   bool rdhup_ = false;
   bool close_after_response_ = false;
-  bool processing_ = false;  // inside Process(): completions must not re-enter it
+  bool processing_ = false;        // inside Process(): completions must not re-enter it
+  bool reading_upstream_ = false;  // inside ReadUpstream()
   bool write_shut_ = false;
   bool upstream_write_shut_ = false;  // tunnel: the client's half-close, passed on
   uint32_t requests_ = 0;
   Clock::time_point idle_since_;
   Clock::time_point head_started_{};
   Clock::time_point linger_deadline_{};
+  size_t discarded_ = 0;  // input read and dropped while closing
   http1::MessageHead head_;
   // The upstream's response head and the headers passed on: per connection, not per response,
   // so their vectors keep their capacity.
   http1::MessageHead response_head_;
   HeaderList response_headers_;
   HeaderList headers_;
+  std::vector<std::string_view> nominated_;  // what the current head's Connection names
   std::string scratch_;
   std::optional<Request> rq_;
   UpstreamConn* up_ = nullptr;
@@ -504,21 +503,38 @@ class HttpConnection final : public net::EventHandler, public net::Deferred {
 // ---------------------------------------------------------------------------------------------
 // Downstream side.
 
+size_t HttpConnection::InputLimit() const {
+  switch (state_) {
+    case State::kHead:
+      // Past the head limit the head is complete or refused (431): nothing more is needed.
+      return listener_->config->http.limits.max_head_bytes;
+    case State::kWaitResponse:
+      // A pipelined next request waits; read ahead only a little of it.
+      return kMaxReadAhead;
+    default:
+      // Bodies, tunnels and the linger after an error are processed read by read; what they
+      // pass on counts against the peer's watermark.
+      return net::Buffer::kReadSize;
+  }
+}
+
+// Reads and processes read by read, never holding more unprocessed input than the state's
+// InputLimit(): however fast a client sends, a connection's input buffer stays within it.
 void HttpConnection::ReadDownstream() {
-  if (read_paused_) return;
-  while (readable_) {
-    // Read ahead only a little while a response is outstanding: a pipelining client must not
-    // make the proxy buffer unbounded input.
-    if (state_ == State::kWaitResponse && in_.size() >= kMaxReadAhead) break;
+  bool unprocessed = true;  // input or EOF that Process() has not seen yet
+  while (!closed_ && !read_paused_ && readable_ && in_.size() < InputLimit()) {
     long n = in_.ReadFrom(fd_);
     if (n > 0) {
       // A short read emptied the socket: skip the read that would only return EAGAIN.
       if (static_cast<size_t>(n) < net::Buffer::kReadSize && !rdhup_) readable_ = false;
+      Process();
+      unprocessed = false;
       continue;
     }
     readable_ = false;
     if (n == 0) {
       peer_eof_ = true;
+      unprocessed = true;
       break;
     }
     if (errno == EAGAIN || errno == EWOULDBLOCK) break;
@@ -526,7 +542,7 @@ void HttpConnection::ReadDownstream() {
     Close();
     return;
   }
-  Process();
+  if (!closed_ && unprocessed) Process();
 }
 
 void HttpConnection::Process() {
@@ -537,8 +553,9 @@ void HttpConnection::Process() {
       break;
     }
     if (state_ == State::kClosing) {
+      discarded_ += in_.size();
       in_.Clear();
-      if (peer_eof_ && OutputDrained()) Close();
+      if ((peer_eof_ && OutputDrained()) || discarded_ > kLingerBytes) Close();
       break;
     }
     if (state_ == State::kHead) {
@@ -584,6 +601,10 @@ void HttpConnection::Process() {
 void HttpConnection::SendError(int status, std::string_view reason) {
   listener_->stats->http_parse_error.Inc();
   WEFT_LOG(kDebug) << "listener " << listener_->config->name << ": " << status << " " << reason;
+  RefuseAndClose(status, absl::StrCat(Sv(reason), "\n"), "DPE");
+}
+
+void HttpConnection::RefuseAndClose(int status, std::string_view body, const char* flags) {
   if (!rq_) {
     rq_.emplace();
     rq_->start = worker_->loop_->now();
@@ -591,7 +612,7 @@ void HttpConnection::SendError(int status, std::string_view reason) {
     listener_->stats->http.rq_active.Add(1);
   }
   rq_->keep_alive = false;
-  SendLocal(status, absl::StrCat(Sv(reason), "\n"), {}, "DPE");
+  SendLocal(status, body, {}, flags);
 }
 
 void HttpConnection::StartRequest() {
@@ -601,7 +622,6 @@ void HttpConnection::StartRequest() {
   rq.start = now;
   rq.wall_start = std::chrono::system_clock::now();
   rq.method.assign(head_.method);
-  rq.path.assign(head_.target);
   rq.authority.assign(head_.host);
   rq.version_minor = head_.version_minor;
   rq.keep_alive = head_.keep_alive;
@@ -618,15 +638,28 @@ void HttpConnection::StartRequest() {
   listener_->stats->http.rq_active.Add(1);
   if (settings.request_timeout.count() > 0) rq.deadline = now + settings.request_timeout;
 
+  // One path for every matcher, rewrite and the upstream: origin-form (an absolute-form target
+  // without a path has "/"), normalised as the listener asks.
+  if (head_.path.empty() || head_.path[0] == '?') {
+    rq.path = absl::StrCat("/", Sv(head_.path));
+  } else if (!settings.path_normalization.any()) {
+    rq.path.assign(head_.path);
+  } else if (!http::NormalizePath(head_.path, settings.path_normalization, &rq.path)) {
+    rq.path.assign(head_.path);
+    SendError(400, "path cannot be normalized");
+    return;
+  }
+
   headers_.Reset();
   std::string_view request_id;
   for (const http1::Header& h : head_.headers) {
-    headers_.AddView(h.name, h.value);
+    // An absolute-form target's authority replaces Host (head_.host is that authority).
+    headers_.AddView(h.name, http1::EqualsIgnoreCase(h.name, "host") ? head_.host : h.value);
     if (http1::EqualsIgnoreCase(h.name, "x-request-id")) request_id = h.value;
     if (http1::EqualsIgnoreCase(h.name, "user-agent")) rq.user_agent.assign(h.value);
   }
   if (request_id.empty() && settings.generate_request_id) {
-    rq.request_id = Uuid4(worker_->random_);
+    rq.request_id = http::Uuid4(worker_->random_);
   } else {
     rq.request_id.assign(request_id);
   }
@@ -640,7 +673,7 @@ void HttpConnection::StartRequest() {
   router::RequestView view;
   view.method = head_.method;
   view.authority = head_.host;
-  view.path = head_.target;
+  view.path = rq.path;
   view.headers = &headers_;
   view.random_value = worker_->random_.Next();
   const router::Route* route = rq.routes->Match(view);
@@ -734,20 +767,23 @@ void HttpConnection::StartRequest() {
     if (action->retry_policy->retry_on &
         (kConnectFailure | kReset | kResetBeforeRequest | k5xx | kGatewayError)) {
       rq.retries_left = action->retry_policy->num_retries;
+      rq.retry_on = action->retry_policy->retry_on;
     }
   }
 
   // The upstream request head: hop-by-hop headers go, framing is restated, then the route's
   // mutations apply.
-  std::string path = action->path_rewrite.empty() ? std::string(head_.target)
-                                                  : router::ApplyPathRewrite(*route, head_.target);
+  std::string path =
+      action->path_rewrite.empty() ? rq.path : router::ApplyPathRewrite(*route, rq.path);
   headers_.Reset();
+  nominated_.clear();
+  http1::ConnectionOptions(head_, &nominated_);
   for (const http1::Header& h : head_.headers) {
-    if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length") ||
+    if (HopByHop(h.name, nominated_) || http1::EqualsIgnoreCase(h.name, "content-length") ||
         http1::EqualsIgnoreCase(h.name, "expect")) {
       continue;
     }
-    headers_.AddView(h.name, h.value);
+    headers_.AddView(h.name, http1::EqualsIgnoreCase(h.name, "host") ? head_.host : h.value);
   }
   std::string_view host_rewrite = entry != nullptr && !entry->host_rewrite_literal.empty()
                                       ? std::string_view(entry->host_rewrite_literal)
@@ -766,7 +802,7 @@ void HttpConnection::StartRequest() {
   if (head_.upgrade && rq.body_done) {
     for (const http1::Header& h : head_.headers) {
       if (http1::EqualsIgnoreCase(h.name, "upgrade") &&
-          UpgradeAllowed(h.value, settings.upgrades, action->upgrade_overrides)) {
+          http::UpgradeAllowed(h.value, settings.upgrades, &action->upgrade_overrides)) {
         rq.upgrade.assign(h.value);
       }
     }
@@ -840,7 +876,12 @@ void HttpConnection::ConnectFailed(const char* why) {
     up_ = nullptr;
     worker_->CloseUpstream(dead);
   }
-  // Retry on another pick while the request is still whole in memory.
+  // Nothing reached the upstream: any method may go to another pick.
+  if (!Retry()) SendLocal(503, "upstream connect error\n", {}, "UF");
+}
+
+bool HttpConnection::Retry() {
+  Request& rq = *rq_;
   if (rq.retries_left > 0 && rq.body_done && !rq.upstream_head.empty()) {
     --rq.retries_left;
     rq.cluster->stats->rq_retry.Inc();
@@ -855,10 +896,10 @@ void HttpConnection::ConnectFailed(const char* why) {
       if (rq.host_stats) rq.host_stats->http.rq_active.Add(1);
       rq.cluster->lb->OnRequestStart(*host);
       if (Dispatch()) WriteUpstream();
-      return;
+      return true;
     }
   }
-  SendLocal(503, "upstream connect error\n", {}, "UF");
+  return false;
 }
 
 void HttpConnection::ForwardRequestBody() {
@@ -887,14 +928,17 @@ void HttpConnection::ForwardRequestBody() {
   }
   if (rq.body_done) state_ = State::kWaitResponse;
   WriteUpstream();
-  if (up_ != nullptr && up_->out_.size() > kHighWater) read_paused_ = true;
+  if (up_ != nullptr && UpstreamBacklog() > kHighWater) read_paused_ = true;
 }
 
 void HttpConnection::WriteUpstream() {
   if (up_ == nullptr || !up_->connected_) return;
-  if (!worker_->loop_->Write(up_->fd_, up_->out_)) {
-    UpstreamGone();
-  }
+  const size_t before = up_->out_.size();
+  const bool ok = worker_->loop_->Write(up_->fd_, up_->out_);
+  // What left the buffer went to the socket, or to the ring, which may deliver it: either way
+  // it may reach the upstream.
+  if (rq_ && up_->out_.size() < before) rq_->sent = true;
+  if (!ok) UpstreamGone();
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -927,7 +971,7 @@ void HttpConnection::OnUpstreamEvents(UpstreamConn* up, uint32_t events) {
       TunnelPump();  // a half-close waiting for the client's bytes to drain goes out now
       if (closed_ || up_ != up) return;
     }
-    if (read_paused_ && up_->out_.size() < kLowWater) {
+    if (read_paused_ && UpstreamBacklog() < kLowWater) {
       read_paused_ = false;
       ReadDownstream();
       if (closed_ || up_ != up) return;
@@ -940,26 +984,36 @@ void HttpConnection::OnUpstreamEvents(UpstreamConn* up, uint32_t events) {
   }
 }
 
+// Read by read, as ReadDownstream: each read is passed on before the next, and reading stops
+// while the client's backlog is above the watermark (ProcessResponse pauses it).
 void HttpConnection::ReadUpstream() {
   if (up_ == nullptr || up_->read_paused_) return;
   UpstreamConn* up = up_;
-  while (up->readable_) {
-    if (up->in_.size() > kHighWater) break;  // resumes once the client has taken some
+  bool unprocessed = true;
+  struct Reading {
+    bool* flag;
+    bool before;
+    ~Reading() { *flag = before; }
+  } reading{&reading_upstream_, reading_upstream_};
+  reading_upstream_ = true;
+  while (up->readable_ && !up->read_paused_ && up->in_.size() < net::Buffer::kReadSize) {
     long n = up->in_.ReadFrom(up->fd_);
     if (n > 0) {
       if (static_cast<size_t>(n) < net::Buffer::kReadSize && !up->rdhup_) up->readable_ = false;
+      ProcessResponse();
+      unprocessed = false;
+      // Finished (the connection went back to the pool, or was closed) or the client is gone.
+      if (closed_ || up_ != up) return;
       continue;
     }
     up->readable_ = false;
-    if (n == 0) {
-      up->eof_ = true;
-      break;
+    if (n == 0 || (errno != EAGAIN && errno != EWOULDBLOCK)) {
+      up->eof_ = true;  // a reset is treated like a close, with whatever was read
+      unprocessed = true;
     }
-    if (errno == EAGAIN || errno == EWOULDBLOCK) break;
-    up->eof_ = true;  // reset: treat like a close, with whatever was read
     break;
   }
-  ProcessResponse();
+  if (unprocessed) ProcessResponse();
 }
 
 void HttpConnection::ProcessResponse() {
@@ -981,6 +1035,7 @@ void HttpConnection::ProcessResponse() {
     }
     if (status == http1::ParseStatus::kError) {
       rq.cluster->stats->rq_reset.Inc();
+      rq.cluster->stats->cx_protocol_error.Inc();
       up_ = nullptr;
       worker_->CloseUpstream(up);
       rq.keep_alive = rq.keep_alive && rq.body_done;
@@ -1016,8 +1071,12 @@ void HttpConnection::ProcessResponse() {
 
     HeaderList& response_headers = response_headers_;  // reused, as the parsed head
     response_headers.Reset();
+    nominated_.clear();
+    http1::ConnectionOptions(head, &nominated_);
     for (const http1::Header& h : head.headers) {
-      if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
+      if (HopByHop(h.name, nominated_) || http1::EqualsIgnoreCase(h.name, "content-length")) {
+        continue;
+      }
       response_headers.AddView(h.name, h.value);
     }
     if (rq.response_ops != nullptr) router::ApplyHeaderOps(*rq.response_ops, &response_headers);
@@ -1040,6 +1099,7 @@ void HttpConnection::ProcessResponse() {
       scratch_ += "connection: keep-alive\r\n";
     }
     scratch_ += "\r\n";
+    rq.response_mark = out_.size();
     out_.Append(scratch_);
     up->in_.Consume(head.head_size);
   }
@@ -1060,7 +1120,17 @@ void HttpConnection::ProcessResponse() {
       auto result = rq.response_chunked.Scan(data, &take);
       if (result == http1::ChunkedScanner::Result::kError) {
         rq.cluster->stats->rq_reset.Inc();
-        Close();  // the client already has part of the response: only a reset can say so
+        rq.cluster->stats->cx_protocol_error.Inc();
+        if (rq.response_flushed) {
+          Reset("UPE");  // the client has part of the response: only a reset can say so
+          return;
+        }
+        // Nothing of it has left: take the head back and answer for the upstream.
+        out_.Truncate(rq.response_mark);
+        up_ = nullptr;
+        worker_->CloseUpstream(up);
+        rq.keep_alive = rq.keep_alive && rq.body_done;
+        SendLocal(502, "upstream sent an invalid response\n", {}, "UPE");
         return;
       }
       done = result == http1::ChunkedScanner::Result::kDone;
@@ -1087,7 +1157,7 @@ void HttpConnection::ProcessResponse() {
     UpstreamGone();
     return;
   }
-  if (out_.size() > kHighWater) up->read_paused_ = true;
+  if (DownstreamBacklog() > kHighWater) up->read_paused_ = true;
   Flush();
 }
 
@@ -1101,9 +1171,11 @@ void HttpConnection::StartTunnel(const http1::MessageHead& head) {
   rq.deadline = Clock::time_point::max();
   std::string_view upgrade = rq.upgrade;
   HeaderList response_headers;
+  nominated_.clear();
+  http1::ConnectionOptions(head, &nominated_);
   for (const http1::Header& h : head.headers) {
     if (http1::EqualsIgnoreCase(h.name, "upgrade")) upgrade = h.value;
-    if (http1::IsHopByHop(h.name) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
+    if (HopByHop(h.name, nominated_) || http1::EqualsIgnoreCase(h.name, "content-length")) continue;
     response_headers.AddView(h.name, h.value);
   }
   if (rq.response_ops != nullptr) router::ApplyHeaderOps(*rq.response_ops, &response_headers);
@@ -1131,13 +1203,13 @@ void HttpConnection::TunnelPump() {
     in_.Clear();
     WriteUpstream();
     if (closed_ || up_ == nullptr) return;
-    if (up->out_.size() > kHighWater) read_paused_ = true;
+    if (UpstreamBacklog() > kHighWater) read_paused_ = true;
   }
   if (!up->in_.empty()) {
     rq.bytes_sent += up->in_.size();
     out_.Append(up->in_.readable());
     up->in_.Clear();
-    if (out_.size() > kHighWater) up->read_paused_ = true;
+    if (DownstreamBacklog() > kHighWater) up->read_paused_ = true;
   }
   if (peer_eof_ && !upstream_write_shut_ && up->connected_ && up->out_.empty()) {
     worker_->loop_->ShutdownWrite(up->fd_);
@@ -1159,21 +1231,25 @@ void HttpConnection::UpstreamGone() {
   if (up != nullptr) worker_->CloseUpstream(up);
   rq.cluster->stats->rq_reset.Inc();
   if (!rq.response_started) {
-    // A pooled connection the server had just closed: nothing was processed, replay once.
-    if (rq.reused_connection && rq.body_done && !rq.upstream_head.empty()) {
+    // A pooled connection the server had just closed, before any byte of the request went
+    // out: nothing can have been processed, so an idempotent request is sent again, once.
+    // Anything that was written may have been acted on (RFC 9110 §9.2.2): only the route's
+    // retry policy can ask for it to be sent again.
+    const bool replayable = rq.body_done && !rq.upstream_head.empty();
+    if (rq.reused_connection && !rq.sent && replayable && IsIdempotent(rq.method)) {
       rq.reused_connection = false;
       if (Dispatch()) WriteUpstream();
       return;
     }
-    if (rq.retries_left > 0 && rq.body_done && !rq.upstream_head.empty()) {
-      ConnectFailed("request");
-      return;
-    }
+    using namespace router::retry_on;
+    const bool policy_covers = (rq.retry_on & (kReset | k5xx | kGatewayError)) != 0 ||
+                               ((rq.retry_on & kResetBeforeRequest) != 0 && !rq.sent);
+    if (policy_covers && Retry()) return;
     rq.keep_alive = rq.keep_alive && rq.body_done;
     SendLocal(503, "upstream connect error or disconnect/reset before headers\n", {}, "UC");
     return;
   }
-  Close();
+  Reset("UC");
 }
 
 void HttpConnection::ReleaseUpstream(bool reusable) {
@@ -1274,14 +1350,17 @@ void HttpConnection::AccessLog() {
 
 void HttpConnection::Flush() {
   if (closed_) return;
+  if (rq_ && rq_->response_started && !out_.empty()) rq_->response_flushed = true;
   if (!out_.empty() && !worker_->loop_->Write(fd_, out_)) {
     if (rq_) listener_->stats->downstream_rq_rx_reset.Inc();
     Close();
     return;
   }
-  if (up_ != nullptr && up_->read_paused_ && out_.size() < kLowWater) {
+  if (up_ != nullptr && up_->read_paused_ && DownstreamBacklog() < kLowWater) {
     up_->read_paused_ = false;
-    ReadUpstream();
+    // Inside ReadUpstream its loop carries on; calling it again would nest once per drained
+    // watermark's worth of a long response.
+    if (!reading_upstream_) ReadUpstream();
     if (closed_) return;
   }
   if (state_ == State::kClosing && OutputDrained() && !write_shut_) {
@@ -1292,6 +1371,17 @@ void HttpConnection::Flush() {
     linger_deadline_ = worker_->loop_->now() + kLingerTime;
     if (peer_eof_) Close();
   }
+}
+
+void HttpConnection::Reset(const char* flags) {
+  if (rq_) {
+    rq_->flags = flags;
+    AccessLog();
+  }
+  // SO_LINGER with a zero timeout: close(2) sends RST and drops what is unsent.
+  linger abort{1, 0};
+  setsockopt(fd_, SOL_SOCKET, SO_LINGER, &abort, sizeof abort);
+  Close();
 }
 
 void HttpConnection::CloseAfterFlush() {
@@ -1351,7 +1441,7 @@ void HttpConnection::CheckTimeouts(Clock::time_point now) {
         rq.keep_alive = false;
         SendLocal(504, "upstream request timeout\n", {}, "UT");
       } else {
-        Close();
+        Reset("UT");
       }
     }
     return;
@@ -1359,8 +1449,10 @@ void HttpConnection::CheckTimeouts(Clock::time_point now) {
   const auto& settings = listener_->config->http;
   if (head_started_ != Clock::time_point{} && settings.request_headers_timeout.count() > 0 &&
       now - head_started_ >= settings.request_headers_timeout) {
-    listener_->stats->http_parse_error.Inc();
-    Close();
+    listener_->stats->downstream_rq_header_timeout.Inc();
+    listener_->stats->http.rq_timeout.Inc();
+    head_started_ = {};
+    RefuseAndClose(408, "request headers timeout\n", "-");
     return;
   }
   if (settings.idle_timeout.count() > 0 && now - idle_since_ >= settings.idle_timeout) {

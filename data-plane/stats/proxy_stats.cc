@@ -128,12 +128,14 @@ std::vector<Field<T>> WithHttp(std::vector<Field<T>> own) {
 template <>
 std::vector<Field<ListenerStats>> Fields() {
   using L = ListenerStats;
-  return WithHttp<L>({CounterField("downstream_cx_total", &L::cx_total),
-                      GaugeField("downstream_cx_active", &L::cx_active),
-                      CounterField("downstream_cx_overflow", &L::cx_overflow),
-                      CounterField("downstream_cx_idle_timeout", &L::cx_idle_timeout),
-                      CounterField("downstream_rq_rx_reset", &L::downstream_rq_rx_reset),
-                      CounterField("http_parse_error", &L::http_parse_error)});
+  return WithHttp<L>(
+      {CounterField("downstream_cx_total", &L::cx_total),
+       GaugeField("downstream_cx_active", &L::cx_active),
+       CounterField("downstream_cx_overflow", &L::cx_overflow),
+       CounterField("downstream_cx_idle_timeout", &L::cx_idle_timeout),
+       CounterField("downstream_rq_rx_reset", &L::downstream_rq_rx_reset),
+       CounterField("http_parse_error", &L::http_parse_error),
+       CounterField("downstream_rq_header_timeout", &L::downstream_rq_header_timeout)});
 }
 template <>
 std::vector<Field<RouteStats>> Fields() {
@@ -148,7 +150,8 @@ std::vector<Field<ClusterStats>> Fields() {
                       CounterField("upstream_cx_reused", &C::cx_reused),
                       CounterField("upstream_no_healthy_host", &C::no_healthy_host),
                       CounterField("upstream_rq_retry", &C::rq_retry),
-                      CounterField("upstream_rq_reset", &C::rq_reset)});
+                      CounterField("upstream_rq_reset", &C::rq_reset),
+                      CounterField("upstream_cx_protocol_error", &C::cx_protocol_error)});
 }
 template <>
 std::vector<Field<HostStats>> Fields() {

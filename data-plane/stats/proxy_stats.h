@@ -85,10 +85,11 @@ struct HttpStats {
 struct ListenerStats {
   LocalCounter cx_total;
   LocalGauge cx_active;
-  LocalCounter cx_overflow;             // refused: max connections reached
-  LocalCounter cx_idle_timeout;         // closed after the idle timeout
-  LocalCounter downstream_rq_rx_reset;  // client went away mid-request
-  LocalCounter http_parse_error;        // answered 400/431/501/505 and closed
+  LocalCounter cx_overflow;                   // refused: max connections reached
+  LocalCounter cx_idle_timeout;               // closed after the idle timeout
+  LocalCounter downstream_rq_rx_reset;        // client went away mid-request
+  LocalCounter http_parse_error;              // answered 400/431/501/505 and closed
+  LocalCounter downstream_rq_header_timeout;  // no complete head within request_headers_timeout
   HttpStats http;
 };
 
@@ -103,7 +104,8 @@ struct ClusterStats {
   LocalCounter cx_reused;        // requests sent on a pooled connection
   LocalCounter no_healthy_host;  // 503 because the balancer had nothing to pick
   LocalCounter rq_retry;
-  LocalCounter rq_reset;  // upstream closed or failed mid-response
+  LocalCounter rq_reset;           // upstream closed or failed mid-response
+  LocalCounter cx_protocol_error;  // the upstream's response was not valid HTTP/1.1
   HttpStats http;
 };
 

@@ -26,6 +26,7 @@
 
 #include "tests/e2e/e2e_util.h"
 #include "tests/e2e/echo_backends.h"
+#include "tests/e2e/test_certs.h"
 #include "tests/support/process.h"
 #include "tests/support/xds_client.h"
 #include "weft/config/v1/config_service.grpc.pb.h"
@@ -747,9 +748,9 @@ TEST_CASE(
 
 constexpr std::string_view kSds =
     "type.googleapis.com/envoy.extensions.transport_sockets.tls.v3.Secret";
-// Not a real key: what matters is whether these bytes leave weft-cp.
-// (base64 of a DER SEQUENCE, as the PEM checks want: "weft-test-private-key-material!!")
-constexpr std::string_view kKeyBody = "MCIEIHdlZnQtdGVzdC1wcml2YXRlLWtleS1tYXRlcmlhbCEh";
+// A real key (weft-cp checks that it matches its certificate); what matters is whether these
+// bytes leave weft-cp.
+std::string KeyBody() { return WorkloadCertificate().key_line; }
 
 std::string SecretFile(std::string_view name, std::string_view scope) {
   std::string out;
@@ -763,10 +764,11 @@ std::string SecretFile(std::string_view name, std::string_view scope) {
       std::string(name) +
       "\n"
       "  tls_certificate:\n"
-      "    certificate_chain: {inline_string: \"-----BEGIN CERTIFICATE-----\\n"
-      "MCIEIHdlZnQtdGVzdC1jZXJ0aWZpY2F0ZS1jaGFpbi1oZXJl\\n-----END CERTIFICATE-----\"}\n"
-      "    private_key: {inline_string: \"-----BEGIN PRIVATE KEY-----\\n" +
-      std::string(kKeyBody) + "\\n-----END PRIVATE KEY-----\"}\n";
+      "    certificate_chain: {inline_string: " +
+      QuotedPem(WorkloadCertificate().chain_pem) +
+      "}\n"
+      "    private_key: {inline_string: " +
+      QuotedPem(WorkloadCertificate().key_pem) + "}\n";
   return out;
 }
 
@@ -782,9 +784,7 @@ DiscoveryResponse AskForSecret(int xds_port, const std::string& node_id,
   return *r;
 }
 
-bool CarriesKey(const DiscoveryResponse& r) {
-  return Contains(r.SerializeAsString(), std::string(kKeyBody));
-}
+bool CarriesKey(const DiscoveryResponse& r) { return Contains(r.SerializeAsString(), KeyBody()); }
 
 TEST_CASE(
     "config_api: no private key over an unscoped ADS stream, scoped keys only with "
@@ -805,7 +805,7 @@ TEST_CASE(
                    "resources[0].tls_certificate.private_key: holds an inline private key"));
     CHECK(Contains(dir_state, "scoped.yaml"));
     CHECK(Contains(dir_state, "served only with --insecure-serve-private-keys"));
-    CHECK_FALSE(Contains(dir_state, std::string(kKeyBody)));
+    CHECK_FALSE(Contains(dir_state, KeyBody()));
     for (const char* node : {"stranger", "trusted"}) {
       INFO("node " << node);
       for (const char* secret : {"server-cert", "trusted-cert"}) {
@@ -814,7 +814,7 @@ TEST_CASE(
         CHECK_FALSE(CarriesKey(r));
       }
     }
-    CHECK_FALSE(Contains(cp->process->Log(), std::string(kKeyBody)));
+    CHECK_FALSE(Contains(cp->process->Log(), KeyBody()));
   }
 
   SECTION("turned on: only the scoped group gets it, with a warning; never shown in dumps") {
@@ -861,10 +861,10 @@ TEST_CASE(
     INFO(pc);
     CHECK(Contains(pc, "[redacted]"));
     CHECK(Contains(pc, "BEGIN CERTIFICATE"));  // only the key fields are redacted
-    CHECK_FALSE(Contains(pc, std::string(kKeyBody)));
+    CHECK_FALSE(Contains(pc, KeyBody()));
     for (const char* path : {"/debug/snapshots", "/debug/proxies", "/debug/config"}) {
       INFO(path);
-      CHECK_FALSE(Contains(HttpGet(cp->admin_port, path).body, std::string(kKeyBody)));
+      CHECK_FALSE(Contains(HttpGet(cp->admin_port, path).body, KeyBody()));
     }
   }
 }
@@ -890,16 +890,20 @@ TEST_CASE("config_api: applying what is stored already is a no-op that keeps the
   CtlResult first = cp.Ctl({"apply", "-f", f});
   INFO(first);
   REQUIRE(first.exit_code == 0);
-  CHECK(Contains(first.out, "revision 1\n"));
+  // Revisions are store-wide: the CA's first start wrote its root, so the first apply's
+  // revision is whatever came next; the no-op apply must keep it.
+  size_t at = first.out.find("revision ");
+  REQUIRE(at != std::string::npos);
+  std::string rev = first.out.substr(at + 9, first.out.find('\n', at) - at - 9);
   CtlResult again = cp.Ctl({"apply", "-f", f, "--wait", "--timeout", "5"});
   INFO(again);
   CHECK(again.exit_code == 0);
   CHECK(Contains(again.out, "Service/default/svc-0 unchanged"));
   CHECK_FALSE(Contains(again.out, "created"));
   CHECK_FALSE(Contains(again.out, "updated"));
-  CHECK(Contains(again.out, "revision 1\n"));
+  CHECK(Contains(again.out, "revision " + rev + "\n"));
   CtlResult st = cp.Ctl({"status"});
-  CHECK(Contains(st.out, "revision 1 (serving 1)"));
+  CHECK(Contains(st.out, "revision " + rev + " (serving " + rev + ")"));
 }
 
 TEST_CASE("config_api: a request above the size limit is refused as too large, exit 1",

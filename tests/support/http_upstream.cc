@@ -620,10 +620,7 @@ class Connection {
       if (!n || *n > kMaxBigBody) return SendSimple(req, 400, "bad size\n");
       return SendBig(req, *n);
     }
-    if (path == "/upgrade") {
-      Tunnel(req);
-      return false;
-    }
+    if (path == "/upgrade") return Tunnel(req);
     if (path == "/close") {
       req.keep_alive = false;
       SendSimple(req, 200, body);
@@ -632,7 +629,9 @@ class Connection {
     return SendSimple(req, 200, body);
   }
 
-  // 101, then an echo until the client half-closes. Always ends the connection.
+  // 101, then an echo until the client half-closes, which ends the connection. Without an
+  // Upgrade header a 426 that keeps the connection as it says it does (a server that closes
+  // one it declared kept-alive races the proxy's reuse of it).
   bool Tunnel(const Request& req) {
     std::string_view upgrade;
     for (const auto& [name, value] : req.headers) {

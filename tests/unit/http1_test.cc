@@ -107,6 +107,44 @@ TEST_CASE("Request targets in every form") {
   }
 }
 
+TEST_CASE("The path and authority routing sees, whatever the target's form") {
+  struct Case {
+    std::string_view target, host_header, path, host;
+  };
+  for (const Case& c : std::vector<Case>{
+           {"/a?b", "h", "/a?b", "h"},
+           {"http://good/admin/x", "evil", "/admin/x", "good"},
+           {"HTTPS://Good:8443/p?q=1", "evil", "/p?q=1", "Good:8443"},
+           {"http://good", "evil", "", "good"},
+           {"http://good?q", "evil", "?q", "good"},
+           {"http://[::1]:80/", "evil", "/", "[::1]:80"},
+           {"*", "h", "*", "h"},
+       }) {
+    INFO(c.target);
+    std::string method = c.target == "*" ? "OPTIONS" : "GET";
+    std::string data = method + " " + std::string(c.target) +
+                       " HTTP/1.1\r\nHost: " + std::string(c.host_header) + "\r\n\r\n";
+    Parsed p = Request(data);
+    REQUIRE(p.status == ParseStatus::kDone);
+    CHECK(p.head.target == c.target);
+    CHECK(p.head.path == c.path);
+    CHECK(p.head.host == c.host);
+  }
+  // HTTP/1.0 needs no Host: the target's authority is the host.
+  Parsed p = Request("GET http://good/x HTTP/1.0\r\n\r\n");
+  REQUIRE(p.status == ParseStatus::kDone);
+  CHECK(p.head.host == "good");
+  // Targets that name no HTTP resource.
+  for (std::string_view target : {"ftp://good/x", "http:///x", "http://user@good/x", "http//good/x",
+                                  "x/y", "http://good\\@evil/x", "http://:80/x", "urn:x"}) {
+    INFO(target);
+    CHECK(RequestError("GET " + std::string(target) + " HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
+  }
+  CHECK(RequestError("GET * HTTP/1.1\r\nHost: h\r\n\r\n") == 400);
+  // The Host header is still required in HTTP/1.1 (RFC 9112 §3.2).
+  CHECK(RequestError("GET http://good/x HTTP/1.1\r\n\r\n") == 400);
+}
+
 TEST_CASE("Pipelined requests: head_size is where the next one starts") {
   const std::string first = "GET /a HTTP/1.1\r\nHost: a\r\n\r\n";
   const std::string second = "POST /b HTTP/1.1\r\nHost: b\r\nContent-Length: 3\r\n\r\n";
@@ -456,6 +494,26 @@ TEST_CASE("Keep-alive follows the version and the Connection header") {
   CHECK_FALSE(p.head.keep_alive);
 }
 
+TEST_CASE("ConnectionOptions lists what every Connection header names") {
+  // The head's views point into the data: keep it alive.
+  const std::string data =
+      Get("Connection: close, X-A ,, x-b\r\nX-A: 1\r\nconnection: x-c\r\nHost: h\r\n");
+  Parsed p = Request(data);
+  REQUIRE(p.status == ParseStatus::kDone);
+  CHECK(p.head.connection_options);
+  std::vector<std::string_view> names;
+  ConnectionOptions(p.head, &names);
+  CHECK(names == std::vector<std::string_view>{"close", "X-A", "x-b", "x-c"});
+  // Only close, keep-alive and upgrade: nothing more to look up.
+  const std::string plain = Get("Connection: keep-alive, Upgrade\r\nHost: h\r\n");
+  p = Request(plain);
+  REQUIRE(p.status == ParseStatus::kDone);
+  CHECK_FALSE(p.head.connection_options);
+  names.clear();
+  ConnectionOptions(p.head, &names);
+  CHECK(names.empty());
+}
+
 TEST_CASE("Upgrade needs both the Connection token and the Upgrade header, in HTTP/1.1") {
   auto upgrade = [](std::string_view headers, std::string_view version = "HTTP/1.1") {
     Parsed p = Request(Get("Host: a\r\n" + std::string(headers), version));
@@ -624,6 +682,17 @@ TEST_CASE("Malformed responses are refused") {
        }) {
     INFO(c.data);
     CHECK(ResponseError(c.data) == c.status);
+  }
+}
+
+TEST_CASE("A response that cannot become HTTP is refused from its first bytes") {
+  for (std::string_view data : {"xyz", "NOT HTTP", "SSH-2.0-Open", "HTTX", "http/1.1 200"}) {
+    INFO(data);
+    CHECK(ResponseError(data) == 400);
+  }
+  for (std::string_view data : {"", "H", "HTT", "HTTP/", "HTTP/1.1 2"}) {
+    INFO(data);
+    CHECK(Response(data).status == ParseStatus::kIncomplete);
   }
 }
 
@@ -808,8 +877,8 @@ TEST_CASE("Chunked: malformed bodies are refused wherever they are split") {
 }
 
 TEST_CASE("Chunked: extensions in every form the grammar allows") {
-  for (std::string ext : {";a", ";a=b", ";a = b", "; a", ";a;b=c;d", ";a=\"q \\\" ;=\"",
-                          ";a=\"\"", ";a=b ;c", ";a\t=\t\"x\"\t"}) {
+  for (std::string ext : {";a", ";a=b", ";a = b", "; a", ";a;b=c;d", ";a=\"q \\\" ;=\"", ";a=\"\"",
+                          ";a=b ;c", ";a\t=\t\"x\"\t"}) {
     INFO(ext);
     CHECK(ScanWhole("5" + ext + "\r\nhello\r\n0" + ext + "\r\nX-T: v\r\nE:\r\n\r\n").result ==
           ChunkedScanner::Result::kDone);

@@ -93,7 +93,6 @@ TEST_CASE("Publisher never lets a source replace the default group", "[publisher
   CHECK(ClusterNames(cache.All().at("default")) == Names{"a"});
 }
 
-
 TEST_CASE("Group snapshots reference the shared resources instead of copying them",
           "[publisher][sharing]") {
   SnapshotCache cache;

@@ -25,7 +25,6 @@ xds::ResourcePtr Cluster(const std::string& name, int timeout_s = 1) {
   return testing::Res(c);
 }
 
-
 SnapshotPtr Build(std::vector<xds::ResourcePtr> rs) {
   auto s = Snapshot::Build(std::move(rs));
   REQUIRE(s.ok());
