@@ -75,9 +75,11 @@ std::string ServiceFile(int s, int endpoints, int shift) {
 
 // The same service as a Weft object (--schema weft): weft-cp translates it into its cluster,
 // endpoints, listeners and routes ("svc-<s>.default:8080").
-std::string WeftServiceFile(int s, int endpoints, int shift) {
-  std::string out = absl::StrCat("kind: Service\nname: svc-", s,
-                                 "\nports: [{port: 8080, protocol: HTTP}]\nendpoints:\n");
+// `grpc` switches the port's protocol: a change of the cluster, listeners and routes.
+std::string WeftServiceFile(int s, int endpoints, int shift, bool grpc = false) {
+  std::string out =
+      absl::StrCat("kind: Service\nname: svc-", s,
+                   "\nports: [{port: 8080, protocol: ", grpc ? "GRPC" : "HTTP", "}]\nendpoints:\n");
   for (int e = 0; e < endpoints; ++e) {
     absl::StrAppend(&out, "- {address: 10.", s / 250 % 250, ".", s % 250, ".", e + 1,
                     ", port: ", 8000 + shift + e, "}\n");
@@ -514,6 +516,7 @@ int main(int argc, char** argv) {
   std::string mode = "delta";
   std::string schema = "raw";
   int64_t groups = 0;
+  std::string change_kind = "endpoints";
   bool restart = false;
   int64_t hold_s = 0;
   weft::FlagSet flags("weft-xds-load", "[flags]");
@@ -529,6 +532,10 @@ int main(int argc, char** argv) {
   flags.Int("groups", &groups,
             "with --schema weft: proxies are the sidecars of this many services (node groups), "
             "round robin; 0: none (node cluster \"sim\")");
+  flags.String("change-kind", &change_kind,
+               "endpoints (move the changed service's endpoints) or, with --schema weft, protocol "
+               "(switch its port to GRPC: its cluster, listeners and the outbound routes change; "
+               "the proxies see the new cluster and its endpoints again)");
   flags.Bool("restart", &restart,
              "then SIGKILL weft-cp, change one service, restart it and time the full resync");
   flags.Int("hold-s", &hold_s,
@@ -546,6 +553,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   const bool weft_schema = schema == "weft";
+  if (change_kind != "endpoints" && !(change_kind == "protocol" && weft_schema)) {
+    std::fprintf(
+        stderr, "weft-xds-load: --change-kind must be endpoints, or protocol with --schema weft\n");
+    return 2;
+  }
   auto service_file = [&](int s, int shift) {
     return weft_schema ? WeftServiceFile(s, static_cast<int>(endpoints), shift)
                        : ServiceFile(s, static_cast<int>(endpoints), shift);
@@ -570,9 +582,9 @@ int main(int argc, char** argv) {
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   Usage idle = UsageOf(pid);
   std::printf(
-      "mode=%s schema=%s proxies=%lld services=%lld endpoints/service=%lld groups=%lld "
+      "mode=%s schema=%s change=%s proxies=%lld services=%lld endpoints/service=%lld groups=%lld "
       "debounce=%lldms\n",
-      mode.c_str(), schema.c_str(), static_cast<long long>(proxies),
+      mode.c_str(), schema.c_str(), change_kind.c_str(), static_cast<long long>(proxies),
       static_cast<long long>(services), static_cast<long long>(endpoints),
       static_cast<long long>(groups), static_cast<long long>(debounce_ms));
   std::printf("weft-cp idle: RSS %.1f MB, CPU %.2f s (start-up, loading the config)\n",
@@ -645,7 +657,9 @@ int main(int argc, char** argv) {
     plan.round = r;
     auto t0 = Clock::now();
     weft::test::WriteFileAtomic(dir.Join(absl::StrCat("svc-", s, ".yaml")),
-                                service_file(s, r * 100));
+                                change_kind == "protocol"
+                                    ? WeftServiceFile(s, static_cast<int>(endpoints), 0, true)
+                                    : service_file(s, r * 100));
     bool done =
         weft::test::WaitFor([&] { return all([r](Sim& p) { return p.synced_round.load() >= r; }); },
                             std::chrono::seconds(60), std::chrono::milliseconds(1));
