@@ -515,7 +515,7 @@ int main(int argc, char** argv) {
   int64_t proxies = 100, services = 1000, endpoints = 10, changes = 5, debounce_ms = 10;
   std::string mode = "delta";
   std::string schema = "raw";
-  int64_t groups = 0;
+  int64_t groups = 0, routes = 0;
   std::string change_kind = "endpoints";
   bool restart = false;
   int64_t hold_s = 0;
@@ -532,6 +532,9 @@ int main(int argc, char** argv) {
   flags.Int("groups", &groups,
             "with --schema weft: proxies are the sidecars of this many services (node groups), "
             "round robin; 0: none (node cluster \"sim\")");
+  flags.Int("routes", &routes,
+            "with --schema weft: also this many Routes (svc-2i's traffic split 90/10 with "
+            "svc-2i+1) and as many Policies (ring hash on svc-2i+1), as a mesh has them");
   flags.String("change-kind", &change_kind,
                "endpoints (move the changed service's endpoints) or, with --schema weft, protocol "
                "(switch its port to GRPC: its cluster, listeners and the outbound routes change; "
@@ -553,6 +556,11 @@ int main(int argc, char** argv) {
     return 2;
   }
   const bool weft_schema = schema == "weft";
+  if (routes > 0 && (!weft_schema || 2 * routes > services)) {
+    std::fprintf(stderr,
+                 "weft-xds-load: --routes needs --schema weft and 2 x routes <= services\n");
+    return 2;
+  }
   if (change_kind != "endpoints" && !(change_kind == "protocol" && weft_schema)) {
     std::fprintf(
         stderr, "weft-xds-load: --change-kind must be endpoints, or protocol with --schema weft\n");
@@ -570,6 +578,20 @@ int main(int argc, char** argv) {
   for (int s = 0; s < services; ++s) {
     weft::test::WriteFileAtomic(dir.Join(absl::StrCat("svc-", s, ".yaml")), service_file(s, 0));
   }
+  for (int r = 0; r < routes; ++r) {
+    int a = 2 * r % services, b = (2 * r + 1) % services;
+    weft::test::WriteFileAtomic(
+        dir.Join(absl::StrCat("route-", r, ".yaml")),
+        absl::StrCat("kind: Route\nname: route-", r, "\nhosts: [svc-", a,
+                     "]\nrules:\n- match: {path: {prefix: /canary/}}\n  destinations: [{service: "
+                     "svc-",
+                     a, ", weight: 90}, {service: svc-", b, ", weight: 10}]\n  timeout: 2s\n"));
+    weft::test::WriteFileAtomic(
+        dir.Join(absl::StrCat("policy-", r, ".yaml")),
+        absl::StrCat("kind: Policy\nname: policy-", r, "\nservice: svc-", b,
+                     "\nlb: {algorithm: RING_HASH, hash_on: {header: x-user}}\nconnect_timeout: "
+                     "2s\n"));
+  }
   std::vector<std::string> cp_args = {"--debounce-ms", std::to_string(debounce_ms), "--log-level",
                                       "warning"};
   std::string error;
@@ -583,10 +605,11 @@ int main(int argc, char** argv) {
   Usage idle = UsageOf(pid);
   std::printf(
       "mode=%s schema=%s change=%s proxies=%lld services=%lld endpoints/service=%lld groups=%lld "
-      "debounce=%lldms\n",
+      "routes=policies=%lld debounce=%lldms\n",
       mode.c_str(), schema.c_str(), change_kind.c_str(), static_cast<long long>(proxies),
       static_cast<long long>(services), static_cast<long long>(endpoints),
-      static_cast<long long>(groups), static_cast<long long>(debounce_ms));
+      static_cast<long long>(groups), static_cast<long long>(routes),
+      static_cast<long long>(debounce_ms));
   std::printf("weft-cp idle: RSS %.1f MB, CPU %.2f s (start-up, loading the config)\n",
               idle.rss_kb / 1024.0, idle.cpu_s);
   auto per_proxy_kb = [&](long rss_kb) {
