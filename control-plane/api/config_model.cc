@@ -27,8 +27,8 @@ std::string NamespaceOf(const std::string& key) {
   return parts.size() == 3 ? parts[1] : "";
 }
 
-bool Same(const ModelState::ObjectPtr& a, const ConfigObject& b) {
-  return a != nullptr && DeterministicBytes(*a) == DeterministicBytes(b);
+bool Same(const ModelState::ObjectPtr& a, const ModelState::ObjectPtr& b) {
+  return a == b || (a != nullptr && DeterministicBytes(*a) == DeterministicBytes(*b));
 }
 }  // namespace
 
@@ -78,14 +78,15 @@ void ConfigModel::CommitLocked(const std::vector<ModelState::Change>& changes,
 }
 
 void ConfigModel::SetFileConfig(
-    const std::vector<ConfigObject>& objects, const std::vector<xds::ResourcePtr>& raw_resources,
+    const std::vector<ModelState::ObjectPtr>& objects,
+    const std::vector<xds::ResourcePtr>& raw_resources,
     const std::map<std::string, std::vector<xds::ResourcePtr>>& groups) {
   std::lock_guard lock(write_mu_);
   std::vector<ModelState::Change> changes;
   std::set<std::string> keys;
   std::string error;
-  for (const ConfigObject& o : objects) {
-    std::string key = ObjectKey(o);
+  for (const ModelState::ObjectPtr& o : objects) {
+    std::string key = ObjectKey(*o);
     if (!keys.insert(key).second) {
       error = absl::StrCat(key, ": defined twice in --config-dir");
       break;
@@ -96,7 +97,7 @@ void ConfigModel::SetFileConfig(
       break;
     }
     if (it != committed_.end() && Same(it->second.object, o)) continue;
-    changes.push_back({std::move(key), std::make_shared<const ConfigObject>(o)});
+    changes.push_back({std::move(key), o});
   }
   for (const auto& [key, e] : committed_) {
     if (e.file && !keys.contains(key)) changes.push_back({key, nullptr});

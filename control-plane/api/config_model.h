@@ -39,7 +39,8 @@ class ConfigModel {
 
   // Replaces the objects and raw resources that come from the config directory. Refused (the
   // last good ones kept, the reason in last_error()) when the result would not validate.
-  void SetFileConfig(const std::vector<config::v1::ConfigObject>& objects,
+  // An object that is the very one committed (same pointer) is not compared again.
+  void SetFileConfig(const std::vector<ModelState::ObjectPtr>& objects,
                      const std::vector<xds::ResourcePtr>& raw_resources,
                      const std::map<std::string, std::vector<xds::ResourcePtr>>& raw_groups = {});
 
