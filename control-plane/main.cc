@@ -181,7 +181,7 @@ int main(int argc, char** argv) {
         [&](const weft::cp::ConfigDirState& state) {
           config_errors->Set(static_cast<int64_t>(state.errors.size()));
           config_reloads->Inc();
-          model->SetFileConfig(state.objects, state.resources);
+          model->SetFileConfig(state.objects, state.resources, state.group_resources);
           publisher.Update("config-dir", state.resources, 0, state.group_resources);
         },
         weft::cp::ConfigDirOptions{.serve_inline_keys = insecure_serve_private_keys});
@@ -192,7 +192,7 @@ int main(int argc, char** argv) {
     source = *std::move(created);
     auto state = source->Current();
     config_errors->Set(static_cast<int64_t>(state.errors.size()));
-    model->SetFileConfig(state.objects, state.resources);
+    model->SetFileConfig(state.objects, state.resources, state.group_resources);
     publisher.Update("config-dir", state.resources, 0, state.group_resources);
   }
   publisher.Flush();

@@ -73,6 +73,20 @@ std::string ServiceFile(int s, int endpoints, int shift) {
   return out;
 }
 
+// The same service as a Weft object (--schema weft): weft-cp translates it into its cluster,
+// endpoints, listeners and routes ("svc-<s>.default:8080").
+// `grpc` switches the port's protocol: a change of the cluster, listeners and routes.
+std::string WeftServiceFile(int s, int endpoints, int shift, bool grpc = false) {
+  std::string out =
+      absl::StrCat("kind: Service\nname: svc-", s,
+                   "\nports: [{port: 8080, protocol: ", grpc ? "GRPC" : "HTTP", "}]\nendpoints:\n");
+  for (int e = 0; e < endpoints; ++e) {
+    absl::StrAppend(&out, "- {address: 10.", s / 250 % 250, ".", s % 250, ".", e + 1,
+                    ", port: ", 8000 + shift + e, "}\n");
+  }
+  return out;
+}
+
 long RssKb(pid_t pid) {
   std::ifstream f("/proc/" + std::to_string(pid) + "/status");
   std::string line;
@@ -117,8 +131,12 @@ double Ms(Clock::duration d) { return std::chrono::duration<double, std::milli>(
 // Names are svc-<i>; a proxy keeps what it holds as one version per index (0 = not held), not
 // as maps of strings, so a thousand simulated proxies stay cheap.
 int ServiceIndex(std::string_view name) {
+  if (!name.starts_with("svc-")) return -1;
+  name.remove_prefix(4);
+  // "svc-12" (raw) or "svc-12.default:8080" (Weft objects).
+  size_t end = name.find('.');
   int i = -1;
-  if (!name.starts_with("svc-") || !absl::SimpleAtoi(weft::Sv(name.substr(4)), &i)) return -1;
+  if (!absl::SimpleAtoi(weft::Sv(name.substr(0, end)), &i)) return -1;
   return i;
 }
 
@@ -222,7 +240,7 @@ class Session final : public grpc::ClientBidiReactor<Req, Resp> {
 // after a restart, the resync) reached it.
 class Sim {
  public:
-  Sim(int id, bool delta, int port, Plan* plan, int rounds)
+  Sim(int id, bool delta, int port, Plan* plan, int rounds, std::string node_cluster)
       : id_(id), delta_(delta), plan_(plan), seen_(rounds + 1) {
     grpc::ChannelArguments args;
     args.SetMaxReceiveMessageSize(64 << 20);
@@ -243,7 +261,9 @@ class Sim {
                                          grpc::InsecureChannelCredentials(), args);
     stub_ = AggregatedDiscoveryService::NewStub(channel_);
     node_.set_id(absl::StrCat("sim-", id));
-    node_.set_cluster("sim");
+    // A node cluster naming a service puts the proxy in that service's node group (its
+    // sidecars get its inbound listeners and clusters on top of the shared resources).
+    node_.set_cluster(node_cluster);
     held_[0].assign(plan->services, 0);
     held_[1].assign(plan->services, 0);
   }
@@ -494,6 +514,9 @@ int main(int argc, char** argv) {
   absl::SetMutexDeadlockDetectionMode(absl::OnDeadlockCycle::kIgnore);
   int64_t proxies = 100, services = 1000, endpoints = 10, changes = 5, debounce_ms = 10;
   std::string mode = "delta";
+  std::string schema = "raw";
+  int64_t groups = 0, routes = 0;
+  std::string change_kind = "endpoints";
   bool restart = false;
   int64_t hold_s = 0;
   weft::FlagSet flags("weft-xds-load", "[flags]");
@@ -503,6 +526,19 @@ int main(int argc, char** argv) {
   flags.Int("changes", &changes, "endpoint changes to time, one after another");
   flags.Int("debounce-ms", &debounce_ms, "weft-cp --debounce-ms");
   flags.String("mode", &mode, "delta or sotw");
+  flags.String("schema", &schema,
+               "raw (Envoy resources, one cluster and its endpoints per file) or weft (one Weft "
+               "Service per file, translated by weft-cp)");
+  flags.Int("groups", &groups,
+            "with --schema weft: proxies are the sidecars of this many services (node groups), "
+            "round robin; 0: none (node cluster \"sim\")");
+  flags.Int("routes", &routes,
+            "with --schema weft: also this many Routes (svc-2i's traffic split 90/10 with "
+            "svc-2i+1) and as many Policies (ring hash on svc-2i+1), as a mesh has them");
+  flags.String("change-kind", &change_kind,
+               "endpoints (move the changed service's endpoints) or, with --schema weft, protocol "
+               "(switch its port to GRPC: its cluster, listeners and the outbound routes change; "
+               "the proxies see the new cluster and its endpoints again)");
   flags.Bool("restart", &restart,
              "then SIGKILL weft-cp, change one service, restart it and time the full resync");
   flags.Int("hold-s", &hold_s,
@@ -515,14 +551,46 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "weft-xds-load: --mode must be delta or sotw\n");
     return 2;
   }
+  if (schema != "raw" && schema != "weft") {
+    std::fprintf(stderr, "weft-xds-load: --schema must be raw or weft\n");
+    return 2;
+  }
+  const bool weft_schema = schema == "weft";
+  if (routes > 0 && (!weft_schema || 2 * routes > services)) {
+    std::fprintf(stderr,
+                 "weft-xds-load: --routes needs --schema weft and 2 x routes <= services\n");
+    return 2;
+  }
+  if (change_kind != "endpoints" && !(change_kind == "protocol" && weft_schema)) {
+    std::fprintf(
+        stderr, "weft-xds-load: --change-kind must be endpoints, or protocol with --schema weft\n");
+    return 2;
+  }
+  auto service_file = [&](int s, int shift) {
+    return weft_schema ? WeftServiceFile(s, static_cast<int>(endpoints), shift)
+                       : ServiceFile(s, static_cast<int>(endpoints), shift);
+  };
   // Thousands of sockets.
   rlimit nofile{65536, 65536};
   setrlimit(RLIMIT_NOFILE, &nofile);
 
   weft::test::TempDir dir("weft-xds-load");
   for (int s = 0; s < services; ++s) {
-    weft::test::WriteFileAtomic(dir.Join(absl::StrCat("svc-", s, ".yaml")),
-                                ServiceFile(s, static_cast<int>(endpoints), 0));
+    weft::test::WriteFileAtomic(dir.Join(absl::StrCat("svc-", s, ".yaml")), service_file(s, 0));
+  }
+  for (int r = 0; r < routes; ++r) {
+    int a = 2 * r % services, b = (2 * r + 1) % services;
+    weft::test::WriteFileAtomic(
+        dir.Join(absl::StrCat("route-", r, ".yaml")),
+        absl::StrCat("kind: Route\nname: route-", r, "\nhosts: [svc-", a,
+                     "]\nrules:\n- match: {path: {prefix: /canary/}}\n  destinations: [{service: "
+                     "svc-",
+                     a, ", weight: 90}, {service: svc-", b, ", weight: 10}]\n  timeout: 2s\n"));
+    weft::test::WriteFileAtomic(
+        dir.Join(absl::StrCat("policy-", r, ".yaml")),
+        absl::StrCat("kind: Policy\nname: policy-", r, "\nservice: svc-", b,
+                     "\nlb: {algorithm: RING_HASH, hash_on: {header: x-user}}\nconnect_timeout: "
+                     "2s\n"));
   }
   std::vector<std::string> cp_args = {"--debounce-ms", std::to_string(debounce_ms), "--log-level",
                                       "warning"};
@@ -535,9 +603,13 @@ int main(int argc, char** argv) {
   pid_t pid = cp->process->pid();
   std::this_thread::sleep_for(std::chrono::milliseconds(200));
   Usage idle = UsageOf(pid);
-  std::printf("mode=%s proxies=%lld services=%lld endpoints/service=%lld debounce=%lldms\n",
-              mode.c_str(), static_cast<long long>(proxies), static_cast<long long>(services),
-              static_cast<long long>(endpoints), static_cast<long long>(debounce_ms));
+  std::printf(
+      "mode=%s schema=%s change=%s proxies=%lld services=%lld endpoints/service=%lld groups=%lld "
+      "routes=policies=%lld debounce=%lldms\n",
+      mode.c_str(), schema.c_str(), change_kind.c_str(), static_cast<long long>(proxies),
+      static_cast<long long>(services), static_cast<long long>(endpoints),
+      static_cast<long long>(groups), static_cast<long long>(routes),
+      static_cast<long long>(debounce_ms));
   std::printf("weft-cp idle: RSS %.1f MB, CPU %.2f s (start-up, loading the config)\n",
               idle.rss_kb / 1024.0, idle.cpu_s);
   auto per_proxy_kb = [&](long rss_kb) {
@@ -546,15 +618,20 @@ int main(int argc, char** argv) {
 
   Plan plan;
   plan.services = static_cast<int>(services);
-  for (int s = 0; s < services; ++s) plan.names.push_back(absl::StrCat("svc-", s));
+  for (int s = 0; s < services; ++s) {
+    plan.names.push_back(weft_schema ? absl::StrCat("svc-", s, ".default:8080")
+                                     : absl::StrCat("svc-", s));
+  }
 
   // 1. Initial sync, all at once.
   std::vector<std::unique_ptr<Sim>> sims;
   double self0 = SelfCpuSeconds();
   auto start = Clock::now();
   for (int i = 0; i < proxies; ++i) {
-    sims.push_back(
-        std::make_unique<Sim>(i, mode == "delta", cp->xds_port, &plan, static_cast<int>(changes)));
+    std::string cluster =
+        weft_schema && groups > 0 ? absl::StrCat("svc-", i % groups) : std::string("sim");
+    sims.push_back(std::make_unique<Sim>(i, mode == "delta", cp->xds_port, &plan,
+                                         static_cast<int>(changes), cluster));
   }
   for (auto& s : sims) s->Start();
   auto all = [&](auto pred) {
@@ -603,7 +680,9 @@ int main(int argc, char** argv) {
     plan.round = r;
     auto t0 = Clock::now();
     weft::test::WriteFileAtomic(dir.Join(absl::StrCat("svc-", s, ".yaml")),
-                                ServiceFile(s, static_cast<int>(endpoints), r * 100));
+                                change_kind == "protocol"
+                                    ? WeftServiceFile(s, static_cast<int>(endpoints), 0, true)
+                                    : service_file(s, r * 100));
     bool done =
         weft::test::WaitFor([&] { return all([r](Sim& p) { return p.synced_round.load() >= r; }); },
                             std::chrono::seconds(60), std::chrono::milliseconds(1));
@@ -648,7 +727,7 @@ int main(int argc, char** argv) {
     cp->process->Kill(SIGKILL);
     cp->process->Wait(std::chrono::seconds(10));
     weft::test::WriteFileAtomic(dir.Join(absl::StrCat("svc-", changed, ".yaml")),
-                                ServiceFile(changed, static_cast<int>(endpoints), 9000));
+                                service_file(changed, 9000));
     std::vector<std::string> args = cp_args;
     args.insert(args.end(), {"--xds-address", absl::StrCat("127.0.0.1:", xds_port)});
     auto t_start = Clock::now();
@@ -660,6 +739,9 @@ int main(int argc, char** argv) {
     }
     auto t_ready = Clock::now();
     pid = cp->process->pid();
+    // For a profiler to attach to the restarted process.
+    std::printf("restarted weft-cp: pid %d\n", pid);
+    std::fflush(stdout);
     resynced_all =
         weft::test::WaitFor([&] { return all([](Sim& p) { return p.resynced.load(); }); },
                             std::chrono::seconds(60), std::chrono::milliseconds(5));

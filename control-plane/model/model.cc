@@ -1,5 +1,8 @@
 #include "control-plane/model/model.h"
 
+#include "common/status.h"
+#include "control-plane/model/model_state.h"
+
 #include <arpa/inet.h>
 
 #include <algorithm>
@@ -180,14 +183,16 @@ constexpr std::string_view kDefaultRetryOn =
     "connect-failure,refused-stream,unavailable,cancelled,5xx";
 
 // ---------------------------------------------------------------------------------------------
-// The object set, indexed.
+// The object set, indexed. Kept between changes: each change updates the entries of the
+// objects it touches, and the reverse indexes say which other objects and outputs depend on
+// them (a Route on the services it names, a Policy or AuthorizationPolicy on its service).
+
+using ServiceKey = std::pair<std::string, std::string>;  // (namespace, name)
 
 struct ServiceInfo {
   const cfg::Service* service = nullptr;
   std::string ns;
   std::string key;
-  const cfg::Policy* policy = nullptr;
-  std::string policy_key;
 
   const cfg::ServicePort* Port(uint32_t port) const {
     for (const auto& p : service->ports()) {
@@ -208,29 +213,64 @@ struct RouteInfo {
   std::string key;
 };
 
-// A Route rule attached to a service port or a foreign host, remembered with where it came
-// from so xDS validation errors can be blamed on it.
-struct AttachedRule {
-  const RouteInfo* route;
-  int index;
+struct PolicyInfo {
+  const cfg::Policy* policy = nullptr;
+  ServiceKey service;  // (namespace, service) it names
 };
 
 struct AuthzInfo {
   const cfg::AuthorizationPolicy* policy = nullptr;
   std::string ns;
   std::string key;
+  ServiceKey service;
+};
+
+// Where a Route's rules go: service ports (by service) and foreign hosts.
+struct RouteTargets {
+  std::map<ServiceKey, std::set<uint32_t>> ports;
+  std::set<std::string> foreign;
 };
 
 struct Index {
-  std::map<std::pair<std::string, std::string>, ServiceInfo> services;  // (ns, name)
-  std::vector<RouteInfo> routes;                                        // sorted by key
-  std::vector<AuthzInfo> authz;                                         // sorted by key
+  std::map<ServiceKey, ServiceInfo> services;
+  std::map<std::string, RouteInfo> routes;     // by key
+  std::map<std::string, PolicyInfo> policies;  // by key
+  std::map<std::string, AuthzInfo> authz;      // by key
+  // Reverse indexes, by the service (namespace, name) an object names, whether or not it
+  // exists: routes by a host and by a destination, policies, authorization policies.
+  std::map<ServiceKey, std::set<std::string>> routes_by_host;
+  std::map<ServiceKey, std::set<std::string>> routes_by_destination;
+  std::map<ServiceKey, std::set<std::string>> policies_by_service;
+  std::map<ServiceKey, std::set<std::string>> authz_by_service;
+  // Where each route's rules are attached, and the reverse.
+  std::map<std::string, RouteTargets> targets;                     // by route key
+  std::map<ServiceKey, std::set<std::string>> routes_on_service;   // attached routes
+  std::map<std::string, std::set<std::string>> routes_on_foreign;  // host -> routes
 
   const ServiceInfo* FindService(const std::string& ns, const std::string& name) const {
     auto it = services.find({ns, name});
     return it == services.end() ? nullptr : &it->second;
   }
+  // The Policy a service is subject to: the first in key order that names it (the others are
+  // refused), or null.
+  const std::string* PolicyKeyOf(const ServiceKey& service) const {
+    auto it = policies_by_service.find(service);
+    if (it == policies_by_service.end() || it->second.empty()) return nullptr;
+    return &*it->second.begin();
+  }
+  const cfg::Policy* PolicyOf(const ServiceKey& service) const {
+    const std::string* key = PolicyKeyOf(service);
+    return key == nullptr ? nullptr : policies.at(*key).policy;
+  }
 };
+
+template <typename K>
+void EraseFrom(std::map<K, std::set<std::string>>* m, const K& k, const std::string& v) {
+  auto it = m->find(k);
+  if (it == m->end()) return;
+  it->second.erase(v);
+  if (it->second.empty()) m->erase(it);
+}
 
 // A Route host resolved to a service (port 0: every port).
 struct HostRef {
@@ -239,10 +279,10 @@ struct HostRef {
 };
 
 // Route hosts name services as "name", "name.namespace", optionally with ":port"; a bare name
-// means a service in the route's own namespace. Anything else is a foreign host.
-std::optional<HostRef> ResolveHost(const Index& index, const std::string& host,
-                                   const std::string& route_ns, bool* bad_port) {
-  *bad_port = false;
+// means a service in the route's own namespace. Returns the service a host would name, whether
+// or not it exists, and the port (0: none); nullopt for what cannot name a service.
+std::optional<std::pair<ServiceKey, uint32_t>> HostTarget(const std::string& host,
+                                                          const std::string& route_ns) {
   std::string name = host;
   uint32_t port = 0;
   size_t colon = host.rfind(':');
@@ -255,19 +295,44 @@ std::optional<HostRef> ResolveHost(const Index& index, const std::string& host,
     if (!absl::SimpleAtoi(Sv(digits), &port)) return std::nullopt;
     name = host.substr(0, colon);
   }
-  const ServiceInfo* svc = nullptr;
   size_t dot = name.find('.');
-  if (dot == std::string::npos) {
-    svc = index.FindService(route_ns, name);
-  } else {
-    svc = index.FindService(name.substr(dot + 1), name.substr(0, dot));
-  }
+  if (dot == std::string::npos) return std::make_pair(ServiceKey(route_ns, name), port);
+  return std::make_pair(ServiceKey(name.substr(dot + 1), name.substr(0, dot)), port);
+}
+
+// The service a host names, if it exists; anything else is a foreign host.
+std::optional<HostRef> ResolveHost(const Index& index, const std::string& host,
+                                   const std::string& route_ns, bool* bad_port) {
+  *bad_port = false;
+  auto target = HostTarget(host, route_ns);
+  if (!target) return std::nullopt;
+  const ServiceInfo* svc = index.FindService(target->first.first, target->first.second);
   if (svc == nullptr) return std::nullopt;
-  if (port != 0 && svc->Port(port) == nullptr) {
+  if (target->second != 0 && svc->Port(target->second) == nullptr) {
     *bad_port = true;
     return std::nullopt;
   }
-  return HostRef{svc, port};
+  return HostRef{svc, target->second};
+}
+
+// Where a route's rules go in the current index (Route rules attach per service port; a route
+// listing "a" and "a.default" attaches once).
+RouteTargets AttachRoute(const Index& index, const RouteInfo& route) {
+  RouteTargets out;
+  for (const std::string& host : route.route->hosts()) {
+    bool bad_port = false;
+    std::optional<HostRef> ref = ResolveHost(index, host, route.ns, &bad_port);
+    if (bad_port) continue;
+    if (!ref) {
+      out.foreign.insert(host);
+      continue;
+    }
+    auto& ports = out.ports[{ref->service->ns, ref->service->service->name()}];
+    for (const cfg::ServicePort& p : ref->service->service->ports()) {
+      if (ref->port == 0 || p.port() == ref->port) ports.insert(p.port());
+    }
+  }
+  return out;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -275,68 +340,28 @@ std::optional<HostRef> ResolveHost(const Index& index, const std::string& host,
 
 class Validator {
  public:
-  Validator(const std::vector<cfg::ConfigObject>& objects, ValidationErrors* errors)
-      : objects_(objects), errors_(errors) {}
+  Validator(const Index& index, ValidationErrors* errors) : index_(&index), errors_(errors) {}
 
-  // Builds the index (also used by the translation) and validates every object.
-  void Run(Index* index) {
-    std::map<std::string, size_t> keys;
-    for (size_t i = 0; i < objects_.size(); ++i) {
-      const cfg::ConfigObject& o = objects_[i];
-      if (o.object_case() == cfg::ConfigObject::OBJECT_NOT_SET) {
-        errors_->AddAt(Indexed("objects", i),
-                       absl::StrCat("one of service, route, policy or authorization_policy "
-                                    "must be set"));
-        continue;
-      }
-      std::string key = ObjectKey(o);
-      if (auto [it, inserted] = keys.emplace(key, i); !inserted) {
-        errors_->AddAt(
-            key, absl::StrCat("duplicate object (objects[", it->second, "] and objects[", i, "])"));
-        continue;
-      }
-      if (o.has_service()) {
-        ServiceInfo info;
-        info.service = &o.service();
-        info.ns = NamespaceOf(o.service().namespace_());
-        info.key = key;
-        index->services.emplace(std::make_pair(info.ns, o.service().name()), info);
-      } else if (o.has_route()) {
-        index->routes.push_back(RouteInfo{&o.route(), NamespaceOf(o.route().namespace_()), key});
-      } else if (o.has_authorization_policy()) {
-        index->authz.push_back(AuthzInfo{&o.authorization_policy(),
-                                         NamespaceOf(o.authorization_policy().namespace_()), key});
-      }
-    }
-    std::sort(index->authz.begin(), index->authz.end(),
-              [](const AuthzInfo& a, const AuthzInfo& b) { return a.key < b.key; });
-    std::sort(index->routes.begin(), index->routes.end(),
-              [](const RouteInfo& a, const RouteInfo& b) { return a.key < b.key; });
-    index_ = index;
-
-    // Objects in key order so the error list does not depend on input order.
-    std::map<std::string, const cfg::ConfigObject*> sorted;
-    for (const auto& o : objects_) {
-      if (o.object_case() != cfg::ConfigObject::OBJECT_NOT_SET) sorted.emplace(ObjectKey(o), &o);
-    }
-    for (const auto& [key, o] : sorted) {
-      Scope s(errors_, key);
-      switch (o->object_case()) {
-        case cfg::ConfigObject::kService:
-          ValidateService(o->service());
-          break;
-        case cfg::ConfigObject::kRoute:
-          ValidateRoute(o->route());
-          break;
-        case cfg::ConfigObject::kPolicy:
-          ValidatePolicy(o->policy(), key);
-          break;
-        case cfg::ConfigObject::kAuthorizationPolicy:
-          ValidateAuthorizationPolicy(o->authorization_policy());
-          break;
-        case cfg::ConfigObject::OBJECT_NOT_SET:
-          break;
-      }
+  // Checks one object against the index (its references included); problems are recorded
+  // under its key.
+  void Validate(const std::string& key, const cfg::ConfigObject& o) {
+    Scope s(errors_, key);
+    switch (o.object_case()) {
+      case cfg::ConfigObject::kService:
+        ValidateService(o.service());
+        break;
+      case cfg::ConfigObject::kRoute:
+        ValidateRoute(o.route());
+        break;
+      case cfg::ConfigObject::kPolicy:
+        ValidatePolicy(o.policy(), key);
+        break;
+      case cfg::ConfigObject::kAuthorizationPolicy:
+        ValidateAuthorizationPolicy(o.authorization_policy());
+        break;
+      case cfg::ConfigObject::OBJECT_NOT_SET:
+        errors_->Add("one of service, route, policy or authorization_policy must be set");
+        break;
     }
   }
 
@@ -662,15 +687,10 @@ class Validator {
       errors_->AddAt("service", "must not be empty");
     } else if (const ServiceInfo* svc = index_->FindService(ns, p.service()); svc == nullptr) {
       errors_->AddAt("service", absl::StrCat("unknown service \"", p.service(), "\""));
-    } else {
-      auto& info = index_->services.at({ns, p.service()});
-      if (info.policy != nullptr) {
-        errors_->AddAt("service",
-                       absl::StrCat("service \"", p.service(), "\" already has ", info.policy_key));
-      } else {
-        info.policy = &p;
-        info.policy_key = key;
-      }
+    } else if (const std::string* first = index_->PolicyKeyOf({ns, p.service()});
+               first != nullptr && *first != key) {
+      // The first Policy in key order is the service's.
+      errors_->AddAt("service", absl::StrCat("service \"", p.service(), "\" already has ", *first));
     }
     if (p.has_lb()) {
       Scope ls(errors_, "lb");
@@ -847,9 +867,8 @@ class Validator {
     }
   }
 
-  const std::vector<cfg::ConfigObject>& objects_;
+  const Index* index_;
   ValidationErrors* errors_;
-  Index* index_ = nullptr;
 };
 
 // ---------------------------------------------------------------------------------------------
@@ -901,55 +920,170 @@ std::string_view ProtocolName(cfg::ServicePort::Protocol p) {
   }
 }
 
+// One virtual host of the sidecar's outbound route configuration, serialized: the outbound
+// RouteConfiguration is these concatenated, so a change rebuilds only the virtual hosts of the
+// services it touches.
+struct VhostFragment {
+  std::string name;
+  std::vector<std::string> domains;
+  std::string bytes;  // deterministic VirtualHost
+  std::string vhost_origin;
+  std::vector<std::string> route_origins;
+};
+
+// What one service translates into: its resources in translation order (clusters and
+// endpoints per port, proxyless listeners and routes, inbound listeners and clusters) and its
+// outbound virtual hosts.
+struct ServiceOutput {
+  std::vector<Translated> resources;
+  std::vector<VhostFragment> vhosts;
+};
+
 class Translator {
  public:
   explicit Translator(const Index& index) : index_(index) {}
 
-  std::vector<Translated> Run() {
-    AttachRules();
-    for (const auto& [id, svc] : index_.services) {
-      for (const cfg::ServicePort& port : svc.service->ports()) {
-        AddCluster(svc, port);
-        AddLoadAssignment(svc, port);
-      }
-      AddProxylessListeners(svc);
-      AddInbound(svc);
+  ServiceOutput Service(const ServiceInfo& svc) {
+    for (const cfg::ServicePort& port : svc.service->ports()) {
+      AddCluster(svc, port);
+      AddLoadAssignment(svc, port);
     }
-    // No services, no sidecar listener: raw-resource users get exactly what they wrote.
-    if (!index_.services.empty()) AddOutbound();
-    return std::move(out_);
+    AddProxylessListeners(svc);
+    AddInbound(svc);
+    ServiceOutput out;
+    out.resources = std::move(out_);
+    out_.clear();
+    out.vhosts = ServiceVhosts(svc);
+    return out;
+  }
+
+  // Only the service's ClusterLoadAssignments (what an endpoint change alters), in order.
+  std::vector<Translated> Endpoints(const ServiceInfo& svc) {
+    for (const cfg::ServicePort& port : svc.service->ports()) AddLoadAssignment(svc, port);
+    std::vector<Translated> out = std::move(out_);
+    out_.clear();
+    return out;
+  }
+
+  // The virtual host of a foreign Route host (one no service answers to): the rules of every
+  // Route listing it, in key order, and no default route.
+  VhostFragment Foreign(const std::string& host) {
+    ec::route::v3::VirtualHost vh;
+    vh.set_name(host);
+    vh.add_domains(host);
+    VhostFragment f;
+    const std::set<std::string>& routes = index_.routes_on_foreign.at(host);
+    for (const std::string& key : routes) {
+      const RouteInfo& route = index_.routes.at(key);
+      for (int i = 0; i < route.route->rules_size(); ++i) {
+        TranslateRule(route, i, vh.add_routes());
+        f.route_origins.push_back(absl::StrCat(route.key, ".rules[", i, "]"));
+      }
+    }
+    f.vhost_origin = *routes.begin();
+    Finish(vh, &f);
+    return f;
+  }
+
+  // The sidecar's outbound side: one listener on 127.0.0.1:15001 routing by Host through the
+  // `outbound_http` route configuration, whose virtual hosts are `vhosts` in order.
+  static std::vector<Translated> Outbound(const std::vector<const VhostFragment*>& vhosts) {
+    std::vector<Translated> out;
+    std::string bytes;
+    std::string name(kOutboundHttpName);
+    size_t size = LenField(1, name.size());
+    for (const VhostFragment* f : vhosts) size += LenField(2, f->bytes.size());
+    bytes.reserve(size);
+    // RouteConfiguration { name = 1; repeated VirtualHost virtual_hosts = 2; }: fields in number
+    // order, as the deterministic serializer writes them.
+    PutLen(&bytes, 1, name);
+    for (const VhostFragment* f : vhosts) PutLen(&bytes, 2, f->bytes);
+    Translated t;
+    t.any.set_type_url(TypeUrlOf(*ec::route::v3::RouteConfiguration::descriptor()));
+    t.any.set_value(std::move(bytes));
+    t.origin = name;
+    for (const VhostFragment* f : vhosts) {
+      t.vhost_origins.push_back(f->vhost_origin);
+      t.route_origins.push_back(f->route_origins);
+    }
+    out.push_back(std::move(t));
+
+    ec::listener::v3::Listener l;
+    l.set_name(name);
+    auto* sa = l.mutable_address()->mutable_socket_address();
+    sa->set_address(std::string(kOutboundHttpAddress));
+    sa->set_port_value(kOutboundHttpPort);
+    auto* filter = l.add_filter_chains()->add_filters();
+    filter->set_name("envoy.filters.network.http_connection_manager");
+    HttpConnectionManager hcm = Hcm(kOutboundHttpName);
+    AllowWebSockets(&hcm);
+    PackAny(hcm, filter->mutable_typed_config());
+    Translated lt;
+    PackAny(l, &lt.any);
+    lt.origin = name;
+    out.push_back(std::move(lt));
+    return out;
   }
 
  private:
-  using PortKey = std::pair<const ServiceInfo*, uint32_t>;
-
-  // Which Route rules apply to which service port (or foreign host), in route key order.
-  void AttachRules() {
-    for (const RouteInfo& route : index_.routes) {
-      std::set<PortKey> attached;  // a route listing "a" and "a.default" attaches once
-      std::set<std::string> foreign_done;
-      for (const std::string& host : route.route->hosts()) {
-        bool bad_port = false;
-        std::optional<HostRef> ref = ResolveHost(index_, host, route.ns, &bad_port);
-        if (bad_port) continue;
-        if (!ref) {
-          if (!foreign_done.insert(host).second) continue;
-          if (!foreign_.contains(host)) foreign_order_.push_back(host);
-          for (int i = 0; i < route.route->rules_size(); ++i) {
-            foreign_[host].push_back(AttachedRule{&route, i});
-          }
-          continue;
-        }
-        for (const cfg::ServicePort& p : ref->service->service->ports()) {
-          if (ref->port != 0 && p.port() != ref->port) continue;
-          if (!attached.insert({ref->service, p.port()}).second) continue;
-          for (int i = 0; i < route.route->rules_size(); ++i) {
-            rules_[{ref->service, p.port()}].push_back(AttachedRule{&route, i});
-          }
-        }
-      }
+  static size_t VarintSize(uint64_t v) {
+    size_t n = 1;
+    while (v >= 0x80) {
+      v >>= 7;
+      ++n;
     }
-    std::sort(foreign_order_.begin(), foreign_order_.end());
+    return n;
+  }
+  static size_t LenField(uint32_t field, size_t len) {
+    return VarintSize(uint64_t{field} << 3 | 2) + VarintSize(len) + len;
+  }
+  static void PutVarint(std::string* out, uint64_t v) {
+    while (v >= 0x80) {
+      out->push_back(static_cast<char>((v & 0x7f) | 0x80));
+      v >>= 7;
+    }
+    out->push_back(static_cast<char>(v));
+  }
+  static void PutLen(std::string* out, uint32_t field, std::string_view bytes) {
+    PutVarint(out, uint64_t{field} << 3 | 2);
+    PutVarint(out, bytes.size());
+    out->append(bytes.data(), bytes.size());
+  }
+
+  static void Finish(const ec::route::v3::VirtualHost& vh, VhostFragment* f) {
+    f->name = vh.name();
+    f->domains.assign(vh.domains().begin(), vh.domains().end());
+    f->bytes = DeterministicBytes(vh);
+  }
+
+  // The service's outbound virtual hosts, one per non-TCP port: domains `<name>.<ns>:<port>`
+  // (plus `<name>.<ns>` for the first port, and the short forms in namespace default).
+  std::vector<VhostFragment> ServiceVhosts(const ServiceInfo& svc) {
+    std::vector<VhostFragment> out;
+    const cfg::Service& s = *svc.service;
+    bool first = true;
+    for (const cfg::ServicePort& port : s.ports()) {
+      if (port.protocol() == cfg::ServicePort::TCP) continue;
+      ec::route::v3::VirtualHost vh;
+      std::string qualified = absl::StrCat(s.name(), ".", svc.ns);
+      vh.set_name(absl::StrCat(qualified, ":", port.port()));
+      // Short names belong to the default namespace only, so two namespaces never claim the
+      // same domain.
+      bool short_names = svc.ns == kDefaultNamespace;
+      if (first) {
+        if (short_names) vh.add_domains(s.name());
+        vh.add_domains(qualified);
+      }
+      if (short_names) vh.add_domains(absl::StrCat(s.name(), ":", port.port()));
+      vh.add_domains(absl::StrCat(qualified, ":", port.port()));
+      first = false;
+      VhostFragment f;
+      f.vhost_origin = svc.key;
+      f.route_origins = AddServiceRoutes(svc, port, &vh);
+      Finish(vh, &f);
+      out.push_back(std::move(f));
+    }
+    return out;
   }
 
   void Emit(const google::protobuf::Message& m, std::string origin) {
@@ -974,7 +1108,7 @@ class Translator {
     fields["namespace"] = StringValue(svc.ns);
     fields["protocol"] = StringValue(ProtocolName(port.protocol()));
 
-    const cfg::Policy* p = svc.policy;
+    const cfg::Policy* p = index_.PolicyOf({svc.ns, svc.service->name()});
     A::Algorithm alg = p != nullptr ? p->lb().algorithm() : A::ROUND_ROBIN;
     // Envoy has no built-in WRR/least-response-time policy on this API surface; the nearest
     // built-in keeps Envoy correct and weft-proxy reads the real choice from the metadata.
@@ -1102,7 +1236,8 @@ class Translator {
         PackAny(tls, c.mutable_transport_socket()->mutable_typed_config());
       }
     }
-    Emit(c, svc.policy != nullptr ? svc.policy_key : svc.key);
+    const std::string* policy_key = index_.PolicyKeyOf({svc.ns, svc.service->name()});
+    Emit(c, p != nullptr ? *policy_key : svc.key);
   }
 
   void AddLoadAssignment(const ServiceInfo& svc, const cfg::ServicePort& port) {
@@ -1224,10 +1359,15 @@ class Translator {
   std::vector<std::string> AddServiceRoutes(const ServiceInfo& svc, const cfg::ServicePort& port,
                                             ec::route::v3::VirtualHost* vh) {
     std::vector<std::string> origins;
-    if (auto it = rules_.find({&svc, port.port()}); it != rules_.end()) {
-      for (const AttachedRule& ar : it->second) {
-        TranslateRule(*ar.route, ar.index, vh->add_routes());
-        origins.push_back(absl::StrCat(ar.route->key, ".rules[", ar.index, "]"));
+    const ServiceKey key(svc.ns, svc.service->name());
+    if (auto it = index_.routes_on_service.find(key); it != index_.routes_on_service.end()) {
+      for (const std::string& route_key : it->second) {
+        if (!index_.targets.at(route_key).ports.at(key).contains(port.port())) continue;
+        const RouteInfo& route = index_.routes.at(route_key);
+        for (int i = 0; i < route.route->rules_size(); ++i) {
+          TranslateRule(route, i, vh->add_routes());
+          origins.push_back(absl::StrCat(route.key, ".rules[", i, "]"));
+        }
       }
     }
     auto* def = vh->add_routes();
@@ -1241,9 +1381,10 @@ class Translator {
   }
 
   void AddHashPolicy(const ServiceInfo& svc, ec::route::v3::RouteAction* action) {
-    if (svc.policy == nullptr || !svc.policy->lb().has_hash_on()) return;
+    const cfg::Policy* policy = index_.PolicyOf({svc.ns, svc.service->name()});
+    if (policy == nullptr || !policy->lb().has_hash_on()) return;
     if (action->hash_policy_size() > 0) return;
-    const cfg::HashOn& h = svc.policy->lb().hash_on();
+    const cfg::HashOn& h = policy->lb().hash_on();
     auto* hp = action->add_hash_policy();
     switch (h.kind_case()) {
       case cfg::HashOn::kHeader:
@@ -1421,64 +1562,6 @@ class Translator {
     }
   }
 
-  // The sidecar's outbound side: one listener on 127.0.0.1:15001 routing by Host through the
-  // `outbound_http` route configuration.
-  void AddOutbound() {
-    ec::route::v3::RouteConfiguration rc;
-    rc.set_name(std::string(kOutboundHttpName));
-    Translated t;
-    t.origin = std::string(kOutboundHttpName);
-    for (const auto& [id, svc] : index_.services) {
-      const cfg::Service& s = *svc.service;
-      bool first = true;
-      for (const cfg::ServicePort& port : s.ports()) {
-        if (port.protocol() == cfg::ServicePort::TCP) continue;
-        auto* vh = rc.add_virtual_hosts();
-        std::string qualified = absl::StrCat(s.name(), ".", svc.ns);
-        vh->set_name(absl::StrCat(qualified, ":", port.port()));
-        // Short names belong to the default namespace only, so two namespaces never claim
-        // the same domain.
-        bool short_names = svc.ns == kDefaultNamespace;
-        if (first) {
-          if (short_names) vh->add_domains(s.name());
-          vh->add_domains(qualified);
-        }
-        if (short_names) vh->add_domains(absl::StrCat(s.name(), ":", port.port()));
-        vh->add_domains(absl::StrCat(qualified, ":", port.port()));
-        first = false;
-        t.vhost_origins.push_back(svc.key);
-        t.route_origins.push_back(AddServiceRoutes(svc, port, vh));
-      }
-    }
-    for (const std::string& host : foreign_order_) {
-      auto* vh = rc.add_virtual_hosts();
-      vh->set_name(host);
-      vh->add_domains(host);
-      std::vector<std::string> origins;
-      const std::vector<AttachedRule>& rules = foreign_.at(host);
-      for (const AttachedRule& ar : rules) {
-        TranslateRule(*ar.route, ar.index, vh->add_routes());
-        origins.push_back(absl::StrCat(ar.route->key, ".rules[", ar.index, "]"));
-      }
-      t.vhost_origins.push_back(rules.front().route->key);
-      t.route_origins.push_back(std::move(origins));
-    }
-    PackAny(rc, &t.any);
-    out_.push_back(std::move(t));
-
-    ec::listener::v3::Listener l;
-    l.set_name(std::string(kOutboundHttpName));
-    auto* sa = l.mutable_address()->mutable_socket_address();
-    sa->set_address(std::string(kOutboundHttpAddress));
-    sa->set_port_value(kOutboundHttpPort);
-    auto* filter = l.add_filter_chains()->add_filters();
-    filter->set_name("envoy.filters.network.http_connection_manager");
-    HttpConnectionManager hcm = Hcm(kOutboundHttpName);
-    AllowWebSockets(&hcm);
-    PackAny(hcm, filter->mutable_typed_config());
-    Emit(l, std::string(kOutboundHttpName));
-  }
-
   // The node groups a service's sidecars fall in: "<name>.<ns>" and, in the default namespace,
   // the short name a sidecar declares as its node cluster. A service called "default" does not
   // get the short group: it would replace the snapshot every other node shares.
@@ -1600,11 +1683,11 @@ class Translator {
     for (auto action : {cfg::AuthorizationPolicy::DENY, cfg::AuthorizationPolicy::ALLOW}) {
       RbacFilter rbac;
       bool any = false;
-      for (const AuthzInfo& a : index_.authz) {
-        if (a.ns != svc.ns || a.policy->service() != svc.service->name() ||
-            a.policy->action() != action) {
-          continue;
-        }
+      auto mine = index_.authz_by_service.find({svc.ns, svc.service->name()});
+      if (mine == index_.authz_by_service.end()) return;
+      for (const std::string& authz_key : mine->second) {
+        const AuthzInfo& a = index_.authz.at(authz_key);
+        if (a.policy->action() != action) continue;
         any = true;
         auto* rules = rbac.mutable_rules();
         rules->set_action(action == cfg::AuthorizationPolicy::DENY ? ec::rbac::v3::RBAC::DENY
@@ -1682,9 +1765,6 @@ class Translator {
   }
 
   const Index& index_;
-  std::map<PortKey, std::vector<AttachedRule>> rules_;
-  std::map<std::string, std::vector<AttachedRule>> foreign_;
-  std::vector<std::string> foreign_order_;
   std::vector<Translated> out_;
 };
 
@@ -1706,35 +1786,743 @@ std::string BlameOrigin(const Translated& t, const std::string& error) {
   return t.origin;
 }
 
-// Structural validation, translation and the proxy's validators, all problems collected.
-absl::StatusOr<std::vector<Translated>> Compile(const std::vector<cfg::ConfigObject>& objects) {
-  ValidationErrors errors;
-  Index index;
-  Validator(objects, &errors).Run(&index);
-  // Translating a structurally broken set could dereference dangling references.
-  if (!errors.ok()) return errors.ToStatus();
+// The proxy's validators on one translated resource; problems blamed on their objects.
+void CheckTranslated(const Translated& t, std::set<std::string>* seen,
+                     std::vector<std::string>* out) {
+  ValidationErrors resource_errors;
+  xds::ValidateResource(t.any, &resource_errors);
+  if (resource_errors.ok()) return;
+  std::optional<xds::ResourceType> type = xds::ResourceTypeFromUrl(t.any.type_url());
+  std::string type_name = type ? std::string(xds::ShortName(*type)) : t.any.type_url();
+  for (const std::string& e : resource_errors.errors()) {
+    std::string message = absl::StrCat(BlameOrigin(t, e), ": translated ", type_name,
+                                       " would be refused by the proxy: ", e);
+    // The same rule appears in several route configurations.
+    if (seen->insert(message).second) out->push_back(std::move(message));
+  }
+}
 
-  std::vector<Translated> translated = Translator(index).Run();
-  std::vector<std::string> xds_errors;
-  std::set<std::string> seen;  // the same rule appears in several route configurations
-  for (size_t i = 0; i < translated.size(); ++i) {
-    const Translated& t = translated[i];
-    ValidationErrors resource_errors;
-    xds::ValidateResource(t.any, &resource_errors);
-    std::optional<xds::ResourceType> type = xds::ResourceTypeFromUrl(t.any.type_url());
-    std::string type_name = type ? std::string(xds::ShortName(*type)) : t.any.type_url();
-    for (const std::string& e : resource_errors.errors()) {
-      std::string message = absl::StrCat(BlameOrigin(t, e), ": translated ", type_name,
-                                         " would be refused by the proxy: ", e);
-      if (seen.insert(message).second) xds_errors.push_back(std::move(message));
+// Whether a virtual host would pass the proxy's checks on its own (in a route configuration
+// of the outbound name); what only shows across virtual hosts is checked by the indexes.
+bool VhostValid(const VhostFragment& f) {
+  ec::route::v3::RouteConfiguration rc;
+  rc.set_name(std::string(kOutboundHttpName));
+  if (!rc.add_virtual_hosts()->ParseFromString(f.bytes)) return false;
+  ValidationErrors errors;
+  xds::ValidateResource(PackAny(rc), &errors);
+  return errors.ok();
+}
+
+std::string LowerCase(std::string s) {
+  std::transform(s.begin(), s.end(), s.begin(),
+                 [](unsigned char c) { return static_cast<char>(std::tolower(c)); });
+  return s;
+}
+
+bool EndpointsOnly(const cfg::ConfigObject& a, const cfg::ConfigObject& b) {
+  if (!a.has_service() || !b.has_service()) return false;
+  cfg::Service x = a.service();
+  cfg::Service y = b.service();
+  x.clear_endpoints();
+  y.clear_endpoints();
+  return DeterministicBytes(x) == DeterministicBytes(y);
+}
+
+using ResourceKey = std::pair<xds::ResourceType, std::string>;
+
+// A translated resource ready to serve. The outbound route configuration is assembled from
+// deterministic pieces: its bytes are already what re-packing would give, so it is not parsed
+// again (at 10 000 services it is megabytes).
+absl::StatusOr<xds::ResourcePtr> ToResource(const Translated& t) {
+  if (t.origin == kOutboundHttpName && t.any.type_url() == xds::kRouteTypeUrl) {
+    auto r = std::make_shared<xds::Resource>();
+    r->type = xds::ResourceType::kRoute;
+    r->name = std::string(kOutboundHttpName);
+    r->body = t.any;
+    r->version = StableHash64(r->body.value());
+    r->version_text = HexVersion(r->version);
+    return xds::ResourcePtr(std::move(r));
+  }
+  absl::StatusOr<xds::ResourcePtr> r = xds::MakeResource(t.any);
+  if (!r.ok()) return absl::InternalError(absl::StrCat(t.origin, ": ", r.status().message()));
+  return r;
+}
+
+// What a service, or the outbound side, translated into: the resources in translation order
+// and who gets them.
+struct Output {
+  std::vector<Translated> translated;
+  std::vector<xds::ResourcePtr> resources;  // same order
+};
+
+struct ServiceUnit {
+  Output out;
+  std::vector<VhostFragment> vhosts;
+};
+
+}  // namespace
+
+struct ModelState::Impl {
+  std::map<std::string, ObjectPtr> objects;
+  Index index;
+  std::map<std::string, std::vector<std::string>> object_errors;  // only keys with problems
+  // Translated as of the last valid state.
+  std::map<ServiceKey, ServiceUnit> services;
+  std::map<std::string, VhostFragment> foreign;
+  Output outbound;
+  // Uniqueness across the outbound virtual hosts, over what is committed.
+  std::map<std::string, int> domains;  // lower-cased
+  std::map<std::string, int> vhost_names;
+  // Who serves each name: translated resources and raw ones, by scope ("" = every node).
+  std::map<ResourceKey, std::vector<std::string>> translated_scopes;
+  std::map<ResourceKey, std::vector<std::string>> raw_scopes;
+  // Not yet translated since the last valid state.
+  std::set<ServiceKey> dirty_services;
+  std::set<ServiceKey> dirty_endpoints;
+  std::set<std::string> dirty_foreign;
+  bool dirty_outbound = false;
+
+  // --- indexing -------------------------------------------------------------------------------
+
+  void MarkTargets(const std::string& route) {
+    auto it = index.targets.find(route);
+    if (it == index.targets.end()) return;
+    for (const auto& [svc, ports] : it->second.ports) dirty_services.insert(svc);
+    for (const std::string& h : it->second.foreign) dirty_foreign.insert(h);
+    dirty_outbound = true;
+  }
+
+  void Detach(const std::string& route) {
+    MarkTargets(route);
+    auto it = index.targets.find(route);
+    if (it == index.targets.end()) return;
+    for (const auto& [svc, ports] : it->second.ports) {
+      EraseFrom(&index.routes_on_service, svc, route);
+    }
+    for (const std::string& h : it->second.foreign) EraseFrom(&index.routes_on_foreign, h, route);
+    index.targets.erase(it);
+  }
+
+  void Attach(const std::string& route) {
+    auto r = index.routes.find(route);
+    if (r == index.routes.end()) return;
+    RouteTargets t = AttachRoute(index, r->second);
+    for (const auto& [svc, ports] : t.ports) index.routes_on_service[svc].insert(route);
+    for (const std::string& h : t.foreign) index.routes_on_foreign[h].insert(route);
+    index.targets[route] = std::move(t);
+    MarkTargets(route);
+  }
+
+  // Everything that depends on service `k`: its own output, the objects that name it (to be
+  // validated again), the routes whose attachment may change and those whose destinations
+  // (cluster names, hash policies) come from it.
+  void TouchService(const ServiceKey& k, std::set<std::string>* revalidate,
+                    std::set<std::string>* reattach) {
+    dirty_services.insert(k);
+    dirty_outbound = true;
+    for (const auto* m : {&index.routes_by_host, &index.routes_by_destination,
+                          &index.policies_by_service, &index.authz_by_service}) {
+      if (auto it = m->find(k); it != m->end())
+        revalidate->insert(it->second.begin(), it->second.end());
+    }
+    if (auto it = index.routes_by_host.find(k); it != index.routes_by_host.end()) {
+      reattach->insert(it->second.begin(), it->second.end());
+    }
+    TouchDestinations(k);
+  }
+
+  // Rules pointing at service `k` carry its cluster names and hash policy.
+  void TouchDestinations(const ServiceKey& k) {
+    if (auto it = index.routes_by_destination.find(k); it != index.routes_by_destination.end()) {
+      for (const std::string& route : it->second) MarkTargets(route);
     }
   }
-  if (!xds_errors.empty()) {
+
+  void Unindex(const std::string& key, const cfg::ConfigObject& o,
+               std::set<std::string>* revalidate, std::set<std::string>* reattach) {
+    switch (o.object_case()) {
+      case cfg::ConfigObject::kService: {
+        ServiceKey k(NamespaceOf(o.service().namespace_()), o.service().name());
+        index.services.erase(k);
+        TouchService(k, revalidate, reattach);
+        break;
+      }
+      case cfg::ConfigObject::kRoute: {
+        const std::string ns = NamespaceOf(o.route().namespace_());
+        for (const std::string& h : o.route().hosts()) {
+          if (auto t = HostTarget(h, ns)) EraseFrom(&index.routes_by_host, t->first, key);
+        }
+        for (const auto& rule : o.route().rules()) {
+          for (const auto& d : rule.destinations()) {
+            EraseFrom(&index.routes_by_destination, ServiceKey(ns, d.service()), key);
+          }
+        }
+        Detach(key);
+        index.routes.erase(key);
+        break;
+      }
+      case cfg::ConfigObject::kPolicy: {
+        ServiceKey k(NamespaceOf(o.policy().namespace_()), o.policy().service());
+        index.policies.erase(key);
+        EraseFrom(&index.policies_by_service, k, key);
+        dirty_services.insert(k);
+        TouchDestinations(k);
+        if (auto it = index.policies_by_service.find(k); it != index.policies_by_service.end()) {
+          revalidate->insert(it->second.begin(), it->second.end());
+        }
+        break;
+      }
+      case cfg::ConfigObject::kAuthorizationPolicy: {
+        const auto& a = o.authorization_policy();
+        ServiceKey k(NamespaceOf(a.namespace_()), a.service());
+        index.authz.erase(key);
+        EraseFrom(&index.authz_by_service, k, key);
+        dirty_services.insert(k);
+        break;
+      }
+      case cfg::ConfigObject::OBJECT_NOT_SET:
+        break;
+    }
+    revalidate->insert(key);
+  }
+
+  void AddToIndex(const std::string& key, const cfg::ConfigObject& o,
+                  std::set<std::string>* revalidate, std::set<std::string>* reattach) {
+    revalidate->insert(key);
+    switch (o.object_case()) {
+      case cfg::ConfigObject::kService: {
+        ServiceInfo info;
+        info.service = &o.service();
+        info.ns = NamespaceOf(o.service().namespace_());
+        info.key = key;
+        ServiceKey k(info.ns, o.service().name());
+        index.services.emplace(k, std::move(info));
+        TouchService(k, revalidate, reattach);
+        break;
+      }
+      case cfg::ConfigObject::kRoute: {
+        const std::string ns = NamespaceOf(o.route().namespace_());
+        index.routes.emplace(key, RouteInfo{&o.route(), ns, key});
+        for (const std::string& h : o.route().hosts()) {
+          if (auto t = HostTarget(h, ns)) index.routes_by_host[t->first].insert(key);
+        }
+        for (const auto& rule : o.route().rules()) {
+          for (const auto& d : rule.destinations()) {
+            index.routes_by_destination[ServiceKey(ns, d.service())].insert(key);
+          }
+        }
+        reattach->insert(key);
+        break;
+      }
+      case cfg::ConfigObject::kPolicy: {
+        ServiceKey k(NamespaceOf(o.policy().namespace_()), o.policy().service());
+        index.policies.emplace(key, PolicyInfo{&o.policy(), k});
+        index.policies_by_service[k].insert(key);
+        dirty_services.insert(k);
+        TouchDestinations(k);
+        revalidate->insert(index.policies_by_service[k].begin(),
+                           index.policies_by_service[k].end());
+        break;
+      }
+      case cfg::ConfigObject::kAuthorizationPolicy: {
+        const auto& a = o.authorization_policy();
+        ServiceKey k(NamespaceOf(a.namespace_()), a.service());
+        index.authz.emplace(key, AuthzInfo{&a, k.first, key, k});
+        index.authz_by_service[k].insert(key);
+        dirty_services.insert(k);
+        break;
+      }
+      case cfg::ConfigObject::OBJECT_NOT_SET:
+        break;
+    }
+  }
+
+  std::vector<std::string> AllObjectErrors() const {
+    std::vector<std::string> out;
+    for (const auto& [key, errors] : object_errors)
+      out.insert(out.end(), errors.begin(), errors.end());
+    return out;
+  }
+
+  // --- translation ----------------------------------------------------------------------------
+
+  // A translation of what is dirty, not yet committed.
+  struct Candidate {
+    std::map<ServiceKey, std::optional<ServiceUnit>> services;  // nullopt: gone
+    std::map<std::string, std::optional<VhostFragment>> foreign;
+    std::optional<Output> outbound;  // set when rebuilt (empty: no outbound side any more)
+    std::vector<std::string> errors;
+  };
+
+  std::vector<const VhostFragment*> OutboundVhosts(const Candidate& c) const {
+    std::vector<const VhostFragment*> out;
+    for (const auto& [k, info] : index.services) {
+      auto cand = c.services.find(k);
+      const ServiceUnit* unit = nullptr;
+      if (cand != c.services.end()) {
+        if (cand->second) unit = &*cand->second;
+      } else if (auto it = services.find(k); it != services.end()) {
+        unit = &it->second;
+      }
+      if (unit == nullptr) continue;
+      for (const VhostFragment& f : unit->vhosts) out.push_back(&f);
+    }
+    for (const auto& [host, routes] : index.routes_on_foreign) {
+      auto cand = c.foreign.find(host);
+      if (cand != c.foreign.end()) {
+        if (cand->second) out.push_back(&*cand->second);
+      } else if (auto it = foreign.find(host); it != foreign.end()) {
+        out.push_back(&it->second);
+      }
+    }
+    return out;
+  }
+
+  // Whether the changed virtual hosts keep names and domains unique and each passes the proxy's
+  // checks: if not, the assembled table is checked whole, for errors as the proxy would give.
+  bool OutboundFastCheck(const Candidate& c) const {
+    std::map<std::string, int> domain_delta, name_delta;
+    auto count = [&](const VhostFragment& f, int d) {
+      name_delta[f.name] += d;
+      for (const std::string& dom : f.domains) domain_delta[LowerCase(dom)] += d;
+    };
+    std::map<std::string, const VhostFragment*> before;  // by name, of what changes
+    auto old_service = [&](const ServiceKey& k) {
+      if (auto it = services.find(k); it != services.end()) {
+        for (const VhostFragment& f : it->second.vhosts) {
+          count(f, -1);
+          before[f.name] = &f;
+        }
+      }
+    };
+    for (const auto& [k, unit] : c.services) old_service(k);
+    for (const auto& [h, f] : c.foreign) {
+      if (auto it = foreign.find(h); it != foreign.end()) {
+        count(it->second, -1);
+        before[it->second.name] = &it->second;
+      }
+    }
+    auto check_new = [&](const VhostFragment& f) {
+      count(f, +1);
+      auto b = before.find(f.name);
+      return (b != before.end() && b->second->bytes == f.bytes) || VhostValid(f);
+    };
+    for (const auto& [k, unit] : c.services) {
+      if (!unit) continue;
+      for (const VhostFragment& f : unit->vhosts) {
+        if (!check_new(f)) return false;
+      }
+    }
+    for (const auto& [h, f] : c.foreign) {
+      if (f && !check_new(*f)) return false;
+    }
+    for (const auto& [name, d] : name_delta) {
+      auto it = vhost_names.find(name);
+      if ((it == vhost_names.end() ? 0 : it->second) + d > 1) return false;
+    }
+    for (const auto& [dom, d] : domain_delta) {
+      auto it = domains.find(dom);
+      if ((it == domains.end() ? 0 : it->second) + d > 1) return false;
+    }
+    return true;
+  }
+
+  Candidate Translate(Result* result) const {
+    Candidate c;
+    Translator tr(index);
+    std::set<std::string> seen;
+    for (const ServiceKey& k : dirty_services) {
+      auto it = index.services.find(k);
+      if (it == index.services.end()) {
+        if (services.contains(k)) c.services.emplace(k, std::nullopt);
+        continue;
+      }
+      ServiceOutput out = tr.Service(it->second);
+      ServiceUnit unit;
+      unit.out.translated = std::move(out.resources);
+      unit.vhosts = std::move(out.vhosts);
+      c.services.emplace(k, std::move(unit));
+      ++result->services;
+    }
+    for (const ServiceKey& k : dirty_endpoints) {
+      if (dirty_services.contains(k)) continue;
+      auto it = index.services.find(k);
+      auto old = services.find(k);
+      if (it == index.services.end() || old == services.end()) continue;
+      // The same ports, so the same resources in the same order: swap the endpoints in.
+      ServiceUnit unit = old->second;
+      std::vector<Translated> endpoints = tr.Endpoints(it->second);
+      size_t next = 0;
+      for (size_t i = 0; i < unit.out.translated.size() && next < endpoints.size(); ++i) {
+        if (unit.out.translated[i].any.type_url() == xds::kEndpointTypeUrl) {
+          unit.out.translated[i] = std::move(endpoints[next++]);
+          unit.out.resources[i] = nullptr;
+        }
+      }
+      c.services.emplace(k, std::move(unit));
+      ++result->endpoint_only;
+    }
+    for (const std::string& h : dirty_foreign) {
+      if (!index.routes_on_foreign.contains(h)) {
+        if (foreign.contains(h)) c.foreign.emplace(h, std::nullopt);
+        continue;
+      }
+      c.foreign.emplace(h, tr.Foreign(h));
+      ++result->foreign;
+    }
+    // The proxy's checks, on what was translated again, in translation order.
+    for (const auto& [k, unit] : c.services) {
+      if (!unit) continue;
+      const bool endpoints_only = !dirty_services.contains(k);
+      for (const Translated& t : unit->out.translated) {
+        if (endpoints_only && t.any.type_url() != xds::kEndpointTypeUrl) continue;
+        CheckTranslated(t, &seen, &c.errors);
+      }
+    }
+    if (dirty_outbound || !c.services.empty() || !c.foreign.empty()) {
+      bool rebuild = dirty_outbound || !c.foreign.empty();
+      for (const auto& [k, unit] : c.services) {
+        if (dirty_services.contains(k)) rebuild = true;
+      }
+      if (rebuild) {
+        result->outbound = true;
+        c.outbound.emplace();
+        // No services, no sidecar listener: raw-resource users get exactly what they wrote.
+        if (!index.services.empty()) {
+          c.outbound->translated = Translator::Outbound(OutboundVhosts(c));
+          if (!OutboundFastCheck(c)) {
+            for (const Translated& t : c.outbound->translated) CheckTranslated(t, &seen, &c.errors);
+          }
+        }
+      }
+    }
+    return c;
+  }
+
+  // Resources of a unit; those whose content did not change keep their object.
+  absl::Status Materialize(Output* out, const Output* before) const {
+    std::map<ResourceKey, const xds::ResourcePtr*> old;
+    if (before != nullptr) {
+      for (const xds::ResourcePtr& r : before->resources)
+        old.emplace(ResourceKey(r->type, r->name), &r);
+    }
+    out->resources.resize(out->translated.size());
+    for (size_t i = 0; i < out->translated.size(); ++i) {
+      if (out->resources[i] != nullptr) continue;
+      absl::StatusOr<xds::ResourcePtr> r = ToResource(out->translated[i]);
+      if (!r.ok()) return r.status();
+      auto it = old.find(ResourceKey((*r)->type, (*r)->name));
+      out->resources[i] =
+          it != old.end() && (*it->second)->version == (*r)->version ? *it->second : *std::move(r);
+    }
+    return absl::OkStatus();
+  }
+
+  static std::vector<std::string> Scopes(const Translated& t) {
+    return t.groups.empty() ? std::vector<std::string>{""} : t.groups;
+  }
+
+  // What changes between two outputs, added to `delta`; `added` collects new or changed names.
+  static void DiffOutputs(const Output* before, const Output* after, ResourceDelta* delta,
+                          std::vector<std::pair<ResourceKey, std::vector<std::string>>>* added,
+                          std::vector<std::pair<ResourceKey, std::vector<std::string>>>* removed) {
+    std::map<ResourceKey, std::pair<const xds::ResourcePtr*, const Translated*>> old;
+    if (before != nullptr) {
+      for (size_t i = 0; i < before->resources.size(); ++i) {
+        const xds::ResourcePtr& r = before->resources[i];
+        old.emplace(ResourceKey(r->type, r->name), std::make_pair(&r, &before->translated[i]));
+      }
+    }
+    if (after != nullptr) {
+      for (size_t i = 0; i < after->resources.size(); ++i) {
+        const xds::ResourcePtr& r = after->resources[i];
+        std::vector<std::string> scopes = Scopes(after->translated[i]);
+        auto it = old.find(ResourceKey(r->type, r->name));
+        if (it != old.end()) {
+          std::vector<std::string> old_scopes = Scopes(*it->second.second);
+          if ((*it->second.first)->version == r->version && old_scopes == scopes) {
+            old.erase(it);
+            continue;
+          }
+          for (const std::string& sc : old_scopes) {
+            if (std::find(scopes.begin(), scopes.end(), sc) == scopes.end()) {
+              delta->Remove(sc, r->type, r->name);
+            }
+          }
+          removed->emplace_back(it->first, old_scopes);
+          old.erase(it);
+        }
+        for (const std::string& sc : scopes) delta->Upsert(sc, r);
+        added->emplace_back(ResourceKey(r->type, r->name), scopes);
+      }
+    }
+    for (const auto& [key, ptrs] : old) {
+      std::vector<std::string> scopes = Scopes(*ptrs.second);
+      for (const std::string& sc : scopes) delta->Remove(sc, key.first, key.second);
+      removed->emplace_back(key, scopes);
+    }
+  }
+
+  static bool Clashes(const std::vector<std::string>& a, const std::vector<std::string>& b) {
+    for (const std::string& x : a) {
+      for (const std::string& y : b) {
+        if (x.empty() || y.empty() || x == y) return true;
+      }
+    }
+    return false;
+  }
+
+  static std::string ClashError(const ResourceKey& key, const std::vector<std::string>& scopes) {
+    const std::string& group = scopes.front();
+    return absl::StrCat(group.empty() ? "" : absl::StrCat("node group ", group, ": "), "duplicate ",
+                        Sv(xds::ShortName(key.first)), " name \"", key.second,
+                        "\" (a translated resource clashes with a raw resource in --config-dir)");
+  }
+
+  // Commits a valid candidate, filling `delta`. Fails (changing nothing) on a clash with a raw
+  // resource.
+  absl::Status Commit(Candidate c, ResourceDelta* delta) {
+    for (auto& [k, unit] : c.services) {
+      if (!unit) continue;
+      auto old = services.find(k);
+      RETURN_IF_ERROR(Materialize(&unit->out, old != services.end() ? &old->second.out : nullptr));
+    }
+    if (c.outbound) RETURN_IF_ERROR(Materialize(&*c.outbound, &outbound));
+    std::vector<std::pair<ResourceKey, std::vector<std::string>>> added, removed;
+    ResourceDelta d;
+    for (auto& [k, unit] : c.services) {
+      auto old = services.find(k);
+      DiffOutputs(old != services.end() ? &old->second.out : nullptr, unit ? &unit->out : nullptr,
+                  &d, &added, &removed);
+    }
+    if (c.outbound) DiffOutputs(&outbound, &*c.outbound, &d, &added, &removed);
+    for (const auto& [key, scopes] : added) {
+      auto raw = raw_scopes.find(key);
+      if (raw != raw_scopes.end() && Clashes(raw->second, scopes)) {
+        return absl::InvalidArgumentError(ClashError(key, scopes));
+      }
+    }
+    // Valid: from here nothing fails.
+    for (const auto& [key, scopes] : removed) translated_scopes.erase(key);
+    for (const auto& [key, scopes] : added) translated_scopes[key] = scopes;
+    auto count = [&](const VhostFragment& f, int delta_count) {
+      if ((vhost_names[f.name] += delta_count) == 0) vhost_names.erase(f.name);
+      for (const std::string& dom : f.domains) {
+        std::string l = LowerCase(dom);
+        if ((domains[l] += delta_count) == 0) domains.erase(l);
+      }
+    };
+    for (auto& [k, unit] : c.services) {
+      auto old = services.find(k);
+      if (old != services.end()) {
+        for (const VhostFragment& f : old->second.vhosts) count(f, -1);
+        services.erase(old);
+      }
+      if (unit) {
+        for (const VhostFragment& f : unit->vhosts) count(f, +1);
+        services.emplace(k, *std::move(unit));
+      }
+    }
+    for (auto& [h, f] : c.foreign) {
+      auto old = foreign.find(h);
+      if (old != foreign.end()) {
+        count(old->second, -1);
+        foreign.erase(old);
+      }
+      if (f) {
+        count(*f, +1);
+        foreign.emplace(h, *std::move(f));
+      }
+    }
+    if (c.outbound) outbound = *std::move(c.outbound);
+    dirty_services.clear();
+    dirty_endpoints.clear();
+    dirty_foreign.clear();
+    dirty_outbound = false;
+    *delta = std::move(d);
+    return absl::OkStatus();
+  }
+
+  void AppendOutputs(Translation* out) const {
+    auto add = [&](const Output& o) {
+      for (size_t i = 0; i < o.resources.size(); ++i) {
+        if (o.translated[i].groups.empty()) {
+          out->shared.push_back(o.resources[i]);
+        } else {
+          for (const std::string& g : o.translated[i].groups)
+            out->per_group[g].push_back(o.resources[i]);
+        }
+      }
+    };
+    for (const auto& [k, unit] : services) add(unit.out);
+    add(outbound);
+  }
+};
+
+absl::Status ModelState::Result::status() const {
+  if (errors.empty()) return absl::OkStatus();
+  ValidationErrors out;
+  for (const std::string& e : errors) out.Add(e);
+  return out.ToStatus();
+}
+
+ModelState::ModelState() : impl_(std::make_unique<Impl>()) {}
+ModelState::~ModelState() = default;
+
+ModelState::Result ModelState::Apply(std::vector<Change> changes) {
+  Impl& m = *impl_;
+  Result r;
+  std::set<std::string> revalidate, reattach;
+  for (Change& c : changes) {
+    auto it = m.objects.find(c.key);
+    ObjectPtr old = it != m.objects.end() ? it->second : nullptr;
+    r.undo.push_back(Change{c.key, old});
+    if (old == nullptr && c.object == nullptr) continue;
+    if (old != nullptr && c.object != nullptr && EndpointsOnly(*old, *c.object)) {
+      // The shortest path: nothing else reads a service's endpoints.
+      ServiceKey k(NamespaceOf(c.object->service().namespace_()), c.object->service().name());
+      m.index.services.at(k).service = &c.object->service();
+      m.dirty_endpoints.insert(k);
+      revalidate.insert(c.key);
+      m.objects[c.key] = std::move(c.object);
+      continue;
+    }
+    if (old != nullptr) m.Unindex(c.key, *old, &revalidate, &reattach);
+    if (c.object != nullptr) {
+      m.objects[c.key] = c.object;
+      m.AddToIndex(c.key, *c.object, &revalidate, &reattach);
+    } else {
+      m.objects.erase(c.key);
+    }
+  }
+  for (const std::string& route : reattach) {
+    m.Detach(route);
+    m.Attach(route);
+  }
+  for (const std::string& key : revalidate) {
+    auto it = m.objects.find(key);
+    if (it == m.objects.end()) {
+      m.object_errors.erase(key);
+      continue;
+    }
+    ValidationErrors errors;
+    Validator(m.index, &errors).Validate(key, *it->second);
+    ++r.validated;
+    if (errors.ok()) {
+      m.object_errors.erase(key);
+    } else {
+      m.object_errors[key] = errors.errors();
+    }
+  }
+  // Translating a structurally broken set could dereference dangling references.
+  if (!m.object_errors.empty()) {
+    r.errors = m.AllObjectErrors();
+    return r;
+  }
+  Impl::Candidate c = m.Translate(&r);
+  if (!c.errors.empty()) {
+    r.errors = std::move(c.errors);
+    return r;
+  }
+  if (absl::Status s = m.Commit(std::move(c), &r.delta); !s.ok()) {
+    r.errors = {std::string(s.message())};
+  }
+  return r;
+}
+
+absl::Status ModelState::SetRawResources(
+    const std::vector<xds::ResourcePtr>& shared,
+    const std::map<std::string, std::vector<xds::ResourcePtr>>& groups) {
+  Impl& m = *impl_;
+  std::map<ResourceKey, std::vector<std::string>> next;
+  for (const xds::ResourcePtr& r : shared) next[ResourceKey(r->type, r->name)].push_back("");
+  for (const auto& [g, rs] : groups) {
+    for (const xds::ResourcePtr& r : rs) next[ResourceKey(r->type, r->name)].push_back(g);
+  }
+  for (const auto& [key, scopes] : next) {
+    auto t = m.translated_scopes.find(key);
+    if (t != m.translated_scopes.end() && Impl::Clashes(t->second, scopes)) {
+      return absl::InvalidArgumentError(Impl::ClashError(key, t->second));
+    }
+  }
+  m.raw_scopes = std::move(next);
+  return absl::OkStatus();
+}
+
+const ModelState::ObjectPtr* ModelState::Find(const std::string& key) const {
+  auto it = impl_->objects.find(key);
+  return it == impl_->objects.end() ? nullptr : &it->second;
+}
+
+const std::map<std::string, ModelState::ObjectPtr>& ModelState::objects() const {
+  return impl_->objects;
+}
+
+Translation ModelState::Resources() const {
+  Translation out;
+  impl_->AppendOutputs(&out);
+  auto by_type_name = [](const xds::ResourcePtr& a, const xds::ResourcePtr& b) {
+    return std::tie(a->type, a->name) < std::tie(b->type, b->name);
+  };
+  std::sort(out.shared.begin(), out.shared.end(), by_type_name);
+  for (auto& [group, resources] : out.per_group) {
+    std::sort(resources.begin(), resources.end(), by_type_name);
+  }
+  return out;
+}
+
+ResourceDelta ModelState::All() const {
+  Translation t = Resources();
+  ResourceDelta d;
+  for (xds::ResourcePtr& r : t.shared) d.Upsert("", std::move(r));
+  for (auto& [g, rs] : t.per_group) {
+    for (xds::ResourcePtr& r : rs) d.Upsert(g, std::move(r));
+  }
+  return d;
+}
+
+namespace {
+
+// The objects of a list as model changes, with what only a list can get wrong (an empty
+// object, a key twice) reported as ValidateConfig always has.
+std::vector<ModelState::Change> ListChanges(const std::vector<cfg::ConfigObject>& objects,
+                                            std::vector<std::string>* errors) {
+  std::vector<ModelState::Change> changes;
+  std::map<std::string, size_t> keys;
+  ValidationErrors list_errors;
+  for (size_t i = 0; i < objects.size(); ++i) {
+    const cfg::ConfigObject& o = objects[i];
+    if (o.object_case() == cfg::ConfigObject::OBJECT_NOT_SET) {
+      list_errors.AddAt(Indexed("objects", i),
+                        "one of service, route, policy or authorization_policy must be set");
+      continue;
+    }
+    std::string key = ObjectKey(o);
+    if (auto [it, inserted] = keys.emplace(key, i); !inserted) {
+      list_errors.AddAt(
+          key, absl::StrCat("duplicate object (objects[", it->second, "] and objects[", i, "])"));
+      continue;
+    }
+    changes.push_back(
+        ModelState::Change{std::move(key), std::make_shared<const cfg::ConfigObject>(o)});
+  }
+  *errors = list_errors.errors();
+  return changes;
+}
+
+absl::StatusOr<Translation> TranslateList(const std::vector<cfg::ConfigObject>& objects) {
+  std::vector<std::string> errors;
+  std::vector<ModelState::Change> changes = ListChanges(objects, &errors);
+  ModelState state;
+  ModelState::Result r = state.Apply(std::move(changes));
+  // What the list got wrong, then what the objects do.
+  errors.insert(errors.end(), r.errors.begin(), r.errors.end());
+  if (!errors.empty()) {
     ValidationErrors out;
-    for (const std::string& e : xds_errors) out.Add(e);
+    for (const std::string& e : errors) out.Add(e);
     return out.ToStatus();
   }
-  return translated;
+  return state.Resources();
 }
 
 }  // namespace
@@ -1829,32 +2617,11 @@ absl::StatusOr<std::vector<cfg::ConfigObject>> ParseConfigDocuments(
 }
 
 absl::Status ValidateConfig(const std::vector<cfg::ConfigObject>& objects) {
-  return Compile(objects).status();
+  return TranslateList(objects).status();
 }
 
 absl::StatusOr<Translation> TranslateForNodes(const std::vector<cfg::ConfigObject>& objects) {
-  absl::StatusOr<std::vector<Translated>> compiled = Compile(objects);
-  if (!compiled.ok()) return compiled.status();
-  Translation out;
-  for (const Translated& t : *compiled) {
-    absl::StatusOr<xds::ResourcePtr> r = xds::MakeResource(t.any);
-    if (!r.ok()) {
-      return absl::InternalError(absl::StrCat(t.origin, ": ", r.status().message()));
-    }
-    if (t.groups.empty()) {
-      out.shared.push_back(*std::move(r));
-    } else {
-      for (const std::string& g : t.groups) out.per_group[g].push_back(*r);
-    }
-  }
-  auto by_type_name = [](const xds::ResourcePtr& a, const xds::ResourcePtr& b) {
-    return std::tie(a->type, a->name) < std::tie(b->type, b->name);
-  };
-  std::sort(out.shared.begin(), out.shared.end(), by_type_name);
-  for (auto& [group, resources] : out.per_group) {
-    std::sort(resources.begin(), resources.end(), by_type_name);
-  }
-  return out;
+  return TranslateList(objects);
 }
 
 absl::StatusOr<std::vector<xds::ResourcePtr>> Translate(

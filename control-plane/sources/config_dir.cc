@@ -85,7 +85,7 @@ struct ParsedFile {
   uint64_t hash = 0;
   std::vector<std::string> errors;  // each "file:line: path: problem"
   std::vector<Item> items;
-  std::vector<config::v1::ConfigObject> objects;
+  std::vector<std::shared_ptr<const config::v1::ConfigObject>> objects;
 };
 
 // What stat() says about a file; a rewrite (in place or by rename) changes at least ctime.
@@ -114,7 +114,7 @@ struct FileEntry {
   std::optional<FileStamp> stamp;  // when the content in `parsed` was read
   ParsedFile parsed;
   std::vector<Scoped> last_good;
-  std::vector<config::v1::ConfigObject> last_good_objects;
+  std::vector<std::shared_ptr<const config::v1::ConfigObject>> last_good_objects;
   std::string logged_status;  // what we last logged, so steady state stays quiet
   bool fresh = true;          // parsed since the last time we logged
 };
@@ -181,7 +181,9 @@ void ParseDocument(const YamlDocument& doc, const ConfigDirOptions& options, Par
                                objects.status().message().size());
       return;
     }
-    for (auto& o : *objects) out->objects.push_back(std::move(o));
+    for (auto& o : *objects) {
+      out->objects.push_back(std::make_shared<const config::v1::ConfigObject>(std::move(o)));
+    }
     return;
   }
   if (!doc.is_map || !doc.lines.contains("resources")) {
@@ -538,7 +540,10 @@ class ConfigDirSourceImpl : public ConfigDirSource {
       if (i->first != j->first || !SameResources(i->second, j->second)) return false;
     }
     for (size_t i = 0; i < a.objects.size(); ++i) {
-      if (DeterministicBytes(a.objects[i]) != DeterministicBytes(b.objects[i])) return false;
+      if (a.objects[i] != b.objects[i] &&
+          DeterministicBytes(*a.objects[i]) != DeterministicBytes(*b.objects[i])) {
+        return false;
+      }
     }
     for (size_t i = 0; i < a.errors.size(); ++i) {
       if (a.errors[i].file != b.errors[i].file || a.errors[i].message != b.errors[i].message) {

@@ -30,8 +30,11 @@ struct ConfigDirState {
   // `resources`), by group: served only to the nodes of those groups.
   std::map<std::string, std::vector<xds::ResourcePtr>> group_resources;
   // Weft schema objects (documents with `kind`), parsed but not yet cross-validated: the
-  // config model checks them together with what the config API stored.
-  std::vector<config::v1::ConfigObject> objects;
+  // config model checks them together with what the config API stored. Immutable and shared:
+  // an object from a file that did not change is the same pointer in the next state, so a
+  // consumer can skip it without comparing contents (one edit in a 10 000-file mesh must not
+  // cost 10 000 comparisons).
+  std::vector<std::shared_ptr<const config::v1::ConfigObject>> objects;
   // Files currently rejected (their last good contents, if any, are still in `resources`).
   std::vector<ConfigFileError> errors;
   uint64_t generation = 0;  // bumps on every change

@@ -369,5 +369,29 @@ TEST_CASE("a ConfigMap-style symlink swap is seen through the unchanged file nam
   CHECK(WaitFor([&] { return VersionOf(**source, "a") != before; }));
 }
 
+// cpscale: one edit in a big mesh must not make the model compare every object again.
+TEST_CASE("objects of files that did not change keep their identity across an edit") {
+  TempDir dir;
+  for (int i = 0; i < 3; ++i) {
+    dir.Write(absl::StrCat("svc-", i, ".yaml"),
+              absl::StrCat("kind: Service\nname: svc-", i, "\nports: [{port: 8080}]\n"));
+  }
+  auto source = ConfigDirSource::Create(dir.path(), [](const ConfigDirState&) {});
+  REQUIRE(source.ok());
+  ConfigDirState before = (*source)->Current();
+  REQUIRE(before.objects.size() == 3);
+  dir.Write("svc-1.yaml", "kind: Service\nname: svc-1\nports: [{port: 9090}]\n");
+  ConfigDirState after;
+  CHECK(WaitFor([&] {
+    after = (*source)->Current();
+    return after.generation > before.generation;
+  }));
+  REQUIRE(after.objects.size() == 3);
+  CHECK(after.objects[0] == before.objects[0]);
+  CHECK(after.objects[1] != before.objects[1]);
+  CHECK(after.objects[1]->service().ports(0).port() == 9090);
+  CHECK(after.objects[2] == before.objects[2]);
+}
+
 }  // namespace
 }  // namespace weft::cp
