@@ -907,8 +907,9 @@ void ValidateHttpConnectionManager(const HttpConnectionManager& hcm, ValidationE
         errors->Add("the fault filter is not applied by weft-proxy yet");
       }
     } else if (!f.is_optional()) {
-      errors->AddAt("typed_config", absl::StrCat("unsupported HTTP filter type \"",
-                                                 f.typed_config().type_url(), "\""));
+      errors->AddAt("typed_config",
+                    absl::StrCat("unsupported HTTP filter type \"", f.typed_config().type_url(),
+                                 "\" (filter \"", f.name(), "\")"));
     }
     if (i == n - 1 && !is_router) {
       errors->Add(

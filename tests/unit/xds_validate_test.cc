@@ -209,6 +209,17 @@ TEST_CASE("listener: HCM route specifier, router last, unknown filter types") {
 )")));
   CHECK(Has(e, {"http_filters[0].typed_config: the RBAC filter", "not enforced by weft-proxy"}));
 
+  // An HTTP filter of a type weft-proxy does not have: NACKed with its name and path.
+  e = Errors(Pack<Listener>(ListenerYaml("      rds: {route_config_name: r}\n", R"(
+      - name: acme.auth
+        typed_config: {"@type": type.googleapis.com/google.protobuf.Empty}
+      - name: envoy.filters.http.router
+        typed_config:
+          "@type": type.googleapis.com/envoy.extensions.filters.http.router.v3.Router
+)")));
+  CHECK(Has(e, {"http_filters[0].typed_config: unsupported HTTP filter type",
+                "google.protobuf.Empty", "(filter \"acme.auth\")"}));
+
   Listener empty;
   e = Errors(PackAny(empty));
   CHECK(Has(e, {"name: must not be empty"}));
