@@ -15,6 +15,7 @@
 #include "data-plane/stats/proxy_stats.h"
 #include "envoy/config/route/v3/route.pb.h"
 #include "tests/unit/fake_connection.h"
+#include "tests/unit/fake_manager_context.h"
 
 namespace weft::http {
 namespace {
@@ -228,40 +229,10 @@ void FakePool::Cancel(Pending* p) { reinterpret_cast<Attempt*>(p)->cancelled = t
 
 // --- The worker's side -----------------------------------------------------------------------
 
-struct FakeContext final : ConnectionManagerContext {
-  ConnectionManagerConfig config_;
-  std::shared_ptr<const router::RouteTable> routes_;
-  std::string name_ = "listener";
-  proxy::WorkerStats worker_stats;
-  proxy::ListenerStats stats_;
-  proxy::CounterScope filter_counters_{&worker_stats, "http.in."};
-  proxy::CounterScope flag_counters_{&worker_stats, "listener.listener.response_flags."};
-  upstream::DefaultRandom random_{42};
-  FakeUpstream upstream;
-  FakeClock clock;
-  std::vector<std::string> log;
-  std::vector<std::unique_ptr<net::Deferred>> deferred;
-  bool draining_ = false;
-  int closed = 0;
-
-  const ConnectionManagerConfig& config() const override { return config_; }
-  const std::string& listener_name() const override { return name_; }
-  std::shared_ptr<const router::RouteTable> routes() const override { return routes_; }
-  proxy::ListenerStats& stats() override { return stats_; }
-  proxy::RouteStats* StatsForRoute(const router::RouteTable&, const router::Route& r) override {
-    return worker_stats.Route(r.name());
-  }
-  proxy::CounterScope& filter_counters() override { return filter_counters_; }
-  proxy::CounterScope& flag_counters() override { return flag_counters_; }
-  upstream::Random& random() override { return random_; }
-  UpstreamClusters& clusters() override { return upstream; }
-  bool draining() const override { return draining_; }
-  Clock::TimePoint now() const override { return clock.Now(); }
-  std::chrono::system_clock::time_point wall_now() const override { return clock.WallNow(); }
-  void AccessLog(std::string line) override { log.push_back(std::move(line)); }
-  bool access_log_enabled() const override { return true; }
-  void DeferDelete(std::unique_ptr<net::Deferred> o) override { deferred.push_back(std::move(o)); }
-  void OnConnectionClosed(ConnectionManager&) override { ++closed; }
+// The shared fake context (tests/unit/fake_manager_context.h) with this file's upstream.
+struct FakeContext final : testing::FakeManagerContext {
+  FakeUpstream fake_upstream;
+  FakeContext() { upstream = &fake_upstream; }
 };
 
 std::shared_ptr<const router::RouteTable> Routes(std::string_view yaml) {
@@ -360,7 +331,7 @@ struct Fixture {
           return codec_;
         });
   }
-  FakeUpstream& up() { return ctx->upstream; }
+  FakeUpstream& up() { return ctx->fake_upstream; }
   void Tick(std::chrono::milliseconds d) {
     ctx->clock.Advance(d);
     cm->OnTick(ctx->clock.Now());
